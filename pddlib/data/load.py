@@ -1,0 +1,93 @@
+"""`load_images`: one entry point for every image source, always the common schema."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import datasets
+import numpy as np
+
+from pddlib.data import openclipart
+from pddlib.data.schema import COLUMNS, features
+
+SPLITS = ("train", "heldout")
+METADATA = "metadata.jsonl"
+
+
+def stratified_split(
+    labels: list[int], keys: list[str], heldout_fraction: float = 0.1, seed: int = 0
+) -> tuple[list[int], list[int]]:
+    """Split row indices into (train, heldout), stratified by label and deterministic.
+
+    Each row's side depends only on its key (the image's sha1), the seed and its class size,
+    so the split never changes with row order and a held-out image never leaks into train.
+    """
+    if not 0.0 < heldout_fraction < 1.0:
+        raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
+    by_class: dict[int, list[int]] = {}
+    for i, y in enumerate(labels):
+        by_class.setdefault(y, []).append(i)
+    heldout: list[int] = []
+    for idx in by_class.values():
+        ranked = sorted(idx, key=lambda i: hashlib.sha1(f"{seed}:{keys[i]}".encode()).hexdigest())
+        # Every class with two or more images keeps at least one held out.
+        n_held = max(1, round(heldout_fraction * len(ranked))) if len(ranked) > 1 else 0
+        heldout.extend(ranked[:n_held])
+    held = set(heldout)
+    return [i for i in range(len(labels)) if i not in held], sorted(held)
+
+
+def load_folder(path: Path) -> datasets.Dataset:
+    """Load a scraped folder (HF imagefolder with metadata.jsonl) into the common schema."""
+    meta_file = path / METADATA
+    if not meta_file.is_file():
+        raise ValueError(
+            f"{path} is not a scraped dataset: expected an imagefolder with {METADATA} "
+            "(written by `pddlib scrape`), or use source='openclipart'."
+        )
+    with meta_file.open(encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    if not rows:
+        raise ValueError(f"{meta_file} lists no images; scrape some first (`pddlib scrape`).")
+    missing = [c for c in COLUMNS if c != "image" and c not in rows[0]]
+    if missing:
+        raise ValueError(f"{meta_file} lacks the schema columns {missing}; rescrape with pddlib.")
+    class_names = sorted({str(r["label"]) for r in rows})
+    # drop_labels: our labels come from metadata.jsonl, not from folder names.
+    ds = datasets.load_dataset("imagefolder", data_dir=str(path), split="train", drop_labels=True)
+    ds = ds.cast(features(class_names))
+    return ds.select_columns(list(COLUMNS))
+
+
+def load_images(
+    source: str | Path = "openclipart",
+    split: str | None = None,
+    *,
+    heldout_fraction: float = 0.1,
+    seed: int = 0,
+) -> datasets.Dataset:
+    """Load images from "openclipart" or a scraped folder; split is None, "train" or "heldout"."""
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be None, 'train' or 'heldout', got {split!r}")
+    if str(source) == openclipart.SOURCE:
+        ds = openclipart.load()
+    elif Path(source).is_dir():
+        ds = load_folder(Path(source))
+    else:
+        raise ValueError(
+            f"Unknown image source {str(source)!r}: expected 'openclipart' (the embedded "
+            "public-domain set) or the folder of a scraped dataset (with metadata.jsonl)."
+        )
+    if split is None:
+        return ds
+    train, heldout = stratified_split(ds["label"], ds["sha1"], heldout_fraction, seed)
+    return ds.select(train if split == "train" else heldout)
+
+
+def class_counts(ds: datasets.Dataset) -> dict[str, int]:
+    """Return {class name: number of rows} for a dataset with the common schema."""
+    names = ds.features["label"].names
+    counts = np.bincount(np.asarray(ds["label"], dtype=np.int64), minlength=len(names))
+    return dict(zip(names, counts.tolist()))

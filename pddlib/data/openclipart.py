@@ -1,0 +1,55 @@
+"""The embedded public-domain dataset: Open Clip Art Library 0.18 as Debian ships it.
+
+The loader reads `openclipart64.npz` (built by scripts/build_openclipart.py, never unpickled).
+Layout of that file, all arrays plain (allow_pickle=False):
+  images  uint8  (N, 64, 64, 3)   RGB on white, square-padded
+  labels  int64  (N,)             index into meta["class_names"]
+  meta    uint8  (B,)             UTF-8 JSON: {"class_names": [...], "records": [{schema text
+                                  columns + width, height}, ...], "build": {...}}
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import datasets
+import numpy as np
+from PIL import Image
+
+from pddlib.data.schema import features
+
+FILENAME = "openclipart64.npz"
+SOURCE = "openclipart"
+
+
+def data_path() -> Path:
+    """Path of the embedded dataset file inside the installed package."""
+    return Path(str(resources.files("pddlib.data").joinpath(FILENAME)))
+
+
+@lru_cache(maxsize=2)
+def read_arrays(path: str | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Read (images (N,64,64,3) uint8, labels (N,) int64, meta dict) from the embedded file."""
+    file = Path(path) if path else data_path()
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"The embedded dataset {file} is missing. Reinstall pddlib from a full checkout, "
+            "or rebuild it with `python scripts/build_openclipart.py`."
+        )
+    with np.load(file, allow_pickle=False) as npz:
+        images, labels, meta = npz["images"], npz["labels"], npz["meta"]
+    return images, labels.astype(np.int64), json.loads(meta.tobytes().decode("utf-8"))
+
+
+def load(path: str | None = None) -> datasets.Dataset:
+    """Return the embedded clip-art set as a `datasets.Dataset` with the common schema."""
+    images, labels, meta = read_arrays(path)
+    records = meta["records"]
+    columns: dict[str, list] = {name: [r[name] for r in records] for name in records[0]}
+    columns["image"] = [Image.fromarray(a) for a in images]
+    columns["label"] = labels.tolist()
+    feats = features(meta["class_names"])
+    return datasets.Dataset.from_dict({k: columns[k] for k in feats}, features=feats)

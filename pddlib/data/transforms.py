@@ -1,0 +1,44 @@
+"""Image <-> tensor transforms: PIL RGB images to normalised (N, 3, S, S) tensors and back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def resize_square(image: Image.Image, size: int) -> Image.Image:
+    """Return `image` as RGB, padded to a square on white and resized to (size, size)."""
+    image = image.convert("RGB")
+    w, h = image.size
+    if w != h:
+        side = max(w, h)
+        canvas = Image.new("RGB", (side, side), (255, 255, 255))
+        canvas.paste(image, ((side - w) // 2, (side - h) // 2))
+        image = canvas
+    if image.size != (size, size):
+        # BICUBIC in PIL widens its kernel when shrinking, so downscaling is antialiased.
+        image = image.resize((size, size), Image.Resampling.BICUBIC)
+    return image
+
+
+def to_tensor(images: Iterable[Image.Image], size: int) -> torch.Tensor:
+    """Stack PIL images into a float32 tensor (N, 3, size, size) scaled to [-1, 1]."""
+    arrays = [np.asarray(resize_square(im, size), dtype=np.uint8) for im in images]
+    if not arrays:
+        return torch.empty(0, 3, size, size)
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1.0
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Convert a tensor (N, 3, H, W) in [-1, 1] to a uint8 array (N, H, W, 3)."""
+    x = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round()
+    return x.to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def to_pil(x: torch.Tensor) -> list[Image.Image]:
+    """Convert a tensor (N, 3, H, W) in [-1, 1] to a list of PIL RGB images."""
+    return [Image.fromarray(a) for a in to_uint8(x)]
