@@ -1,0 +1,56 @@
+"""The `pddlib` command: scrape, train, sample, eval, course.
+
+Each subcommand lives in its own `add_<name>(subparsers)` function that registers a parser and
+sets `func`; argparse stays here, the library functions take frozen configs or plain arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pddlib import __version__
+
+
+def add_course(sub: argparse._SubParsersAction) -> None:
+    """Register `pddlib course`: run every notebook headless and summarise."""
+    p = sub.add_parser("course", help="run every notebook in order, headless")
+    p.add_argument("--notebooks", type=Path, default=Path("notebooks"))
+    p.add_argument("--out", type=Path, default=Path("runs/course"))
+    p.add_argument("--fast", action="store_true", help="tiny sizes (sets PDD_FAST=1)")
+    p.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
+
+    def run(args: argparse.Namespace) -> int:
+        from pddlib.course import run_notebooks
+
+        results = run_notebooks(args.notebooks, args.out, fast=args.fast,
+                                cell_timeout=args.timeout)
+        return 0 if all(r.ok for r in results) else 1
+
+    p.set_defaults(func=run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(prog="pddlib", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"pddlib {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (add_course,):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `pddlib` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        # Errors a user can cause get one clear line, not a traceback.
+        print(f"pddlib {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

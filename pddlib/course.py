@@ -1,0 +1,63 @@
+"""What lets notebooks run on their own and together: the headless course runner."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class NotebookResult:
+    """Outcome of one executed notebook."""
+
+    name: str
+    seconds: float
+    ok: bool
+    error: str = ""
+
+
+def run_notebooks(
+    notebooks_dir: Path, out_dir: Path, *, fast: bool = False, cell_timeout: int = 3600
+) -> list[NotebookResult]:
+    """Execute every notebook in `notebooks_dir` in name order; write copies and a summary."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    paths = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"No numbered notebooks (01_*.ipynb ...) in {notebooks_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if fast:
+        os.environ["PDD_FAST"] = "1"
+    results = []
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        print(f"[course] running {path.name} ...", flush=True)
+        start = time.perf_counter()
+        error = ""
+        try:
+            client.execute()
+        except CellExecutionError as e:
+            error = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+        seconds = time.perf_counter() - start
+        nbformat.write(nb, out_dir / path.name)
+        results.append(NotebookResult(path.stem, seconds, not error, error))
+        status = "ok" if not error else f"FAILED: {error}"
+        print(f"[course] {path.name}: {seconds:.0f} s, {status}", flush=True)
+    write_summary(results, out_dir / "summary", fast=fast)
+    return results
+
+
+def write_summary(results: list[NotebookResult], path: Path, *, fast: bool) -> None:
+    """Write a short plain-text table of per-notebook times and status."""
+    lines = [f"PD-Diffusion course run ({'FAST' if fast else 'full'} mode)", ""]
+    lines += [f"{r.name:<36} {r.seconds:8.1f} s  {'ok' if r.ok else 'FAILED: ' + r.error}"
+              for r in results]
+    lines += ["", f"{'total':<36} {sum(r.seconds for r in results):8.1f} s"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))

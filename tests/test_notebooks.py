@@ -1,0 +1,76 @@
+"""Every notebook follows the template and is committed clean (no outputs, stable metadata)."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+REPO_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+ALLOWED_METADATA = {"kernelspec", "language_info", "colab"}
+SYLLABUS = [
+    "01_collect_public_domain_images", "02_forward_noising", "03_train_a_unet",
+    "04_seeds_steps_guidance", "05_measuring_quality_fid", "06_does_it_copy", "07_model_card",
+]
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_notebooks_follow_the_syllabus() -> None:
+    assert NOTEBOOKS, "notebooks/ holds no numbered notebooks"
+    assert {p.stem for p in NOTEBOOKS} <= set(SYLLABUS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs(path: Path) -> None:
+    for i, cell in enumerate(load(path)["cells"]):
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [], f"cell {i} has outputs"
+            assert cell.get("execution_count") is None, f"cell {i} has an execution count"
+        assert not cell.get("metadata", {}).get("execution"), f"cell {i} has timing metadata"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stable_metadata(path: Path) -> None:
+    meta = load(path)["metadata"]
+    assert set(meta) <= ALLOWED_METADATA, f"unexpected metadata {set(meta) - ALLOWED_METADATA}"
+    assert meta["kernelspec"]["name"] == "python3"
+    assert "version" not in meta.get("language_info", {}), "language_info.version is unstable"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_colab_badge_points_at_itself(path: Path) -> None:
+    first = "".join(load(path)["cells"][0]["source"])
+    repo = REPO_URL.removeprefix("https://github.com/")
+    expected = f"https://colab.research.google.com/github/{repo}/blob/main/notebooks/{path.name}"
+    links = re.findall(r"https://colab\.research\.google\.com/[^\s)\"']+", first)
+    assert links == [expected], f"badge links {links}, expected [{expected}]"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_template(path: Path) -> None:
+    cells = load(path)["cells"]
+    text = ["".join(c["source"]) for c in cells]
+    code = [t for c, t in zip(cells, text) if c["cell_type"] == "code"]
+    assert cells[0]["cell_type"] == "markdown" and text[0].lstrip().startswith("# ")
+    for heading in ("What you will learn", "What you need", "Time"):
+        assert heading.lower() in text[0].lower(), f"first cell lacks '{heading}'"
+    assert 'FAST = os.environ.get("PDD_FAST") == "1"' in code[0], "setup cell lacks FAST switch"
+    assert "google.colab" in code[0], "setup cell does not install pddlib on Colab"
+    ending = "\n".join(text[-3:]).lower()
+    assert "summary" in ending and "exercise" in ending, "no closing summary and exercises"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_links_to_next_notebook(path: Path) -> None:
+    index = SYLLABUS.index(path.stem)
+    links = re.findall(r"\]\((\d\d_[a-z_]+)\.ipynb\)", "".join(load(path)["cells"][-1]["source"]))
+    if index + 1 < len(SYLLABUS):
+        assert links == [SYLLABUS[index + 1]], f"last cell should link to {SYLLABUS[index + 1]}"
