@@ -22,35 +22,45 @@ def run_notebooks(
     notebooks_dir: Path, out_dir: Path, *, fast: bool = False, cell_timeout: int = 3600
 ) -> list[NotebookResult]:
     """Execute every notebook in `notebooks_dir` in name order; write copies and a summary."""
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
     paths = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
     if not paths:
         raise FileNotFoundError(f"No numbered notebooks (01_*.ipynb ...) in {notebooks_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    if fast:
-        os.environ["PDD_FAST"] = "1"
-    results = []
-    for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}})
-        print(f"[course] running {path.name} ...", flush=True)
-        start = time.perf_counter()
-        error = ""
-        try:
-            client.execute()
-        except CellExecutionError as e:
-            error = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
-        seconds = time.perf_counter() - start
-        nbformat.write(nb, out_dir / path.name)
-        results.append(NotebookResult(path.stem, seconds, not error, error))
-        status = "ok" if not error else f"FAILED: {error}"
-        print(f"[course] {path.name}: {seconds:.0f} s, {status}", flush=True)
+    # Kernels inherit this process's environment: that is how FAST mode reaches the notebooks.
+    previous = os.environ.get("PDD_FAST")
+    os.environ["PDD_FAST"] = "1" if fast else "0"
+    try:
+        results = [run_one(path, out_dir, cell_timeout) for path in paths]
+    finally:
+        if previous is None:
+            os.environ.pop("PDD_FAST")
+        else:
+            os.environ["PDD_FAST"] = previous
     write_summary(results, out_dir / "summary", fast=fast)
     return results
+
+
+def run_one(path: Path, out_dir: Path, cell_timeout: int) -> NotebookResult:
+    """Execute one notebook with its folder as working directory; save the executed copy."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    print(f"[course] running {path.name} ...", flush=True)
+    start = time.perf_counter()
+    error = ""
+    try:
+        client.execute()
+    except CellExecutionError as e:
+        error = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+    seconds = time.perf_counter() - start
+    nbformat.write(nb, out_dir / path.name)
+    status = "ok" if not error else f"FAILED: {error}"
+    print(f"[course] {path.name}: {seconds:.0f} s, {status}", flush=True)
+    return NotebookResult(path.stem, seconds, not error, error)
 
 
 def write_summary(results: list[NotebookResult], path: Path, *, fast: bool) -> None:
