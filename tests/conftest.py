@@ -12,6 +12,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TQDM_MININTERVAL", "5")
+# nbval's kernel client allows stdin like a person's front end would, so pddlib.viz cannot
+# tell it is headless: force static figures instead of ipywidgets sliders.
+os.environ.setdefault("PDD_STATIC", "1")
 
 
 def pytest_configure(config) -> None:

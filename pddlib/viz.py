@@ -1,0 +1,191 @@
+"""Figures the notebooks share: image grids, noising strips, schedule plots, a t slider.
+
+Every function returns a `matplotlib.figure.Figure` that pyplot does not track: it shows once
+when it is a notebook cell's last value (or passed to `display`), never twice, never leaks,
+and works under any backend (Agg included). Save one with `fig.savefig(path)`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from PIL import Image
+
+from pddlib import noise
+from pddlib.data.transforms import to_pil
+
+
+class NotebookFigure(Figure):
+    """A Figure that renders itself as PNG in Jupyter, with no pyplot state involved."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", bbox_inches="tight")
+        return buf.getvalue()
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, panel: tuple[float, float] = (2.0, 2.0),
+               **kwargs: Any) -> tuple[NotebookFigure, np.ndarray]:
+    """A figure of nrows x ncols panels of `panel` inches each; axes as a 2-D array."""
+    fig = NotebookFigure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
+    return fig, np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False, **kwargs))
+
+
+def as_pil_list(images: torch.Tensor | Sequence[Image.Image]) -> list[Image.Image]:
+    """A list of PIL RGB images from PIL images or a tensor (N, 3, H, W) in [-1, 1]."""
+    if isinstance(images, torch.Tensor):
+        return to_pil(images)
+    return [im.convert("RGB") for im in images]
+
+
+def pil_grid(images: torch.Tensor | Sequence[Image.Image], nrow: int | None = None,
+             pad: int = 2) -> Image.Image:
+    """One PIL image tiling equal-sized images, `nrow` per row, on white with `pad` px gaps."""
+    ims = as_pil_list(images)
+    nrow = nrow or math.ceil(math.sqrt(len(ims)))
+    w, h = ims[0].size
+    rows = math.ceil(len(ims) / nrow)
+    grid = Image.new("RGB", (nrow * (w + pad) - pad, rows * (h + pad) - pad), (255, 255, 255))
+    for i, im in enumerate(ims):
+        grid.paste(im, ((i % nrow) * (w + pad), (i // nrow) * (h + pad)))
+    return grid
+
+
+def show_image(ax: Axes, image: Image.Image | torch.Tensor, title: str | None = None) -> None:
+    """Draw one image (PIL, or a tensor (3, H, W) / (N, 3, H, W) as a row) on ax, no ticks."""
+    if isinstance(image, torch.Tensor):
+        batch = image[None] if image.ndim == 3 else image
+        image = pil_grid(batch, nrow=len(batch))
+    ax.imshow(image, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def image_grid(images: torch.Tensor | Sequence[Image.Image], nrow: int | None = None,
+               labels: Sequence[str] | None = None, *, size: float = 1.5,
+               title: str | None = None) -> NotebookFigure:
+    """A figure of images, `nrow` per row (default: square-ish), with optional per-image labels."""
+    ims = as_pil_list(images)
+    nrow = nrow or math.ceil(math.sqrt(len(ims)))
+    fig, axes = new_figure(math.ceil(len(ims) / nrow), nrow, panel=(size, size))
+    for i, ax in enumerate(axes.flat):
+        if i < len(ims):
+            show_image(ax, ims[i], labels[i] if labels is not None else None)
+        else:
+            ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def noising_strip(x0: torch.Tensor, timesteps: Sequence[int], alphas_cumprod: torch.Tensor,
+                  generator: torch.Generator | None = None, *, size: float = 1.3) -> NotebookFigure:
+    """x_t for each image of x0 (N, 3, H, W) in [-1, 1] (rows) at each t (columns).
+
+    One noise draw per image is shared by all its columns, so you watch the same image fade
+    into the same noise as t grows.
+    """
+    _, eps = noise.q_sample(x0, 0, alphas_cumprod, generator)  # only its noise is used
+    snr = noise.snr(alphas_cumprod.double())
+    fig, axes = new_figure(len(x0), len(timesteps), panel=(size, size))
+    for j, t in enumerate(timesteps):
+        x_t = noise.add_noise(x0, eps, int(t), alphas_cumprod)
+        for i in range(len(x0)):
+            show_image(axes[i, j], x_t[i], f"t={int(t)}\nSNR={snr[int(t)]:.3g}" if i == 0 else None)
+    return fig
+
+
+def plot_schedules(schedules: dict[str, torch.Tensor]) -> NotebookFigure:
+    """Alpha-bar (left) and log-SNR (right) against t for {name: alphas_cumprod (T,)}."""
+    fig, axes = new_figure(1, 2, panel=(4.0, 3.0))
+    left, right = axes[0]
+    for name, ab in schedules.items():
+        ab = ab.double().cpu()
+        left.plot(ab.numpy(), label=name)
+        right.plot(noise.log_snr(ab).numpy(), label=name)
+    left.set(xlabel="t", ylabel="alpha-bar (signal kept)", title="alpha-bar_t", ylim=(0, 1.02))
+    right.set(xlabel="t", ylabel="log SNR", title="log SNR_t")
+    right.axhline(0.0, color="grey", lw=0.8, ls=":")  # SNR = 1: as much noise as signal
+    left.legend(fontsize=8)
+    return fig
+
+
+def has_widget_frontend() -> bool:
+    """True when a person's Jupyter front end can show ipywidgets; False when headless.
+
+    PDD_STATIC=1 forces False and PDD_STATIC=0 forces True. Otherwise: Colab is a front end;
+    an IPython kernel is one when its current request allows stdin, because front ends a
+    person uses (JupyterLab, Notebook, VS Code) can answer input() while nbclient, papermill
+    and nbconvert cannot. nbval does allow stdin, so tests/conftest.py sets PDD_STATIC=1.
+    """
+    override = os.environ.get("PDD_STATIC", "").strip().lower()
+    if override:
+        return override in ("0", "false", "no")
+    try:
+        import ipywidgets  # noqa: F401
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    if "google.colab" in sys.modules:
+        return True
+    kernel = getattr(get_ipython(), "kernel", None)
+    return bool(getattr(kernel, "_allow_stdin", False))
+
+
+def representative(values: Sequence[Any], n: int) -> list[Any]:
+    """Up to n values evenly spread over `values`, first and last included."""
+    if len(values) <= n:
+        return list(values)
+    return [values[int(i)] for i in np.linspace(0, len(values) - 1, n).round()]
+
+
+def slider_or_static(render_fn: Callable[[Axes, Any], None], values: Sequence[Any], *,
+                     name: str = "t", n_static: int = 4, ncols: int | None = None,
+                     panel: tuple[float, float] = (3.0, 3.0)) -> Any:
+    """A slider over `values` redrawing `render_fn(ax, value)`, or a static figure headless.
+
+    With a front end (see `has_widget_frontend`) returns an ipywidgets box; otherwise a
+    figure with `n_static` representative values, `ncols` panels per row (default: one row).
+    """
+    if not has_widget_frontend():
+        shown = representative(values, n_static)
+        ncols = ncols or len(shown)
+        fig, axes = new_figure(math.ceil(len(shown) / ncols), ncols, panel=panel)
+        for ax, value in zip(axes.flat, shown):
+            render_fn(ax, value)
+        for ax in list(axes.flat)[len(shown):]:
+            ax.set_axis_off()
+        return fig
+    return _slider(render_fn, values, name, panel)
+
+
+def _slider(render_fn: Callable[[Axes, Any], None], values: Sequence[Any], name: str,
+            panel: tuple[float, float]) -> Any:
+    """The interactive half of `slider_or_static`: a SelectionSlider above an Output."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    slider = widgets.SelectionSlider(options=list(values), value=values[len(values) // 2],
+                                     description=name, continuous_update=False)
+    out = widgets.Output()
+
+    def redraw(_change: Any = None) -> None:
+        fig, axes = new_figure(1, 1, panel=panel)
+        render_fn(axes[0, 0], slider.value)
+        with out:
+            out.clear_output(wait=True)
+            display(fig)
+
+    slider.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([slider, out])
