@@ -89,7 +89,8 @@ def image_grid(images: torch.Tensor | Sequence[Image.Image], nrow: int | None = 
 
 
 def noising_strip(x0: torch.Tensor, timesteps: Sequence[int], alphas_cumprod: torch.Tensor,
-                  generator: torch.Generator | None = None, *, size: float = 1.3) -> NotebookFigure:
+                  generator: torch.Generator | None = None, *, size: float = 1.3,
+                  title: str | None = None) -> NotebookFigure:
     """x_t for each image of x0 (N, 3, H, W) in [-1, 1] (rows) at each t (columns).
 
     One noise draw per image is shared by all its columns, so you watch the same image fade
@@ -102,6 +103,8 @@ def noising_strip(x0: torch.Tensor, timesteps: Sequence[int], alphas_cumprod: to
         x_t = noise.add_noise(x0, eps, int(t), alphas_cumprod)
         for i in range(len(x0)):
             show_image(axes[i, j], x_t[i], f"t={int(t)}\nSNR={snr[int(t)]:.3g}" if i == 0 else None)
+    if title:
+        fig.suptitle(title)
     return fig
 
 

@@ -49,8 +49,8 @@ def test_image_grid_from_pil_list_default_square() -> None:
 def test_noising_strip_rows_are_images_columns_are_t() -> None:
     ab = noise.alphas_cumprod(noise.make_betas("linear"))
     ts = [0, 100, 500, 999]
-    fig = viz.noising_strip(batch(2), ts, ab, torch.Generator().manual_seed(0))
-    assert len(fig.axes) == 2 * 4
+    fig = viz.noising_strip(batch(2), ts, ab, torch.Generator().manual_seed(0), title="linear")
+    assert len(fig.axes) == 2 * 4 and fig.get_suptitle() == "linear"
     titles = [ax.get_title() for ax in fig.axes[:4]]
     assert titles[0].startswith("t=0\nSNR=") and titles[3].startswith("t=999\n")
     assert fig.axes[4].get_title() == ""  # only the first row is titled
