@@ -1,0 +1,35 @@
+"""Measuring generated images: Frechet distances (FID online, FD-pdcls offline), KID,
+precision / recall, FD-infinity, and the pdcls classifier's class agreement.
+
+Pure math on features lives in frechet / kid / prdc; networks in inception / pdcls; turning
+image collections into features (batched, cached) in features; the image-level API in quality.
+"""
+
+from pddlib.metrics.features import FEATURES, as_uint8, extract_features
+from pddlib.metrics.frechet import (
+    FDInfinity,
+    fd_from_features,
+    fd_infinity_from_features,
+    frechet_distance,
+    gaussian_stats,
+)
+from pddlib.metrics.kid import kid_from_features, mmd2_unbiased
+from pddlib.metrics.pdcls import class_agreement, classify
+from pddlib.metrics.prdc import PrecisionRecall, precision_recall_from_features
+from pddlib.metrics.quality import (
+    QualityReport,
+    fd,
+    fd_infinity,
+    fd_name,
+    kid,
+    precision_recall,
+    quality_report,
+)
+
+__all__ = [
+    "FEATURES", "FDInfinity", "PrecisionRecall", "QualityReport", "as_uint8", "class_agreement",
+    "classify", "extract_features", "fd", "fd_from_features", "fd_infinity",
+    "fd_infinity_from_features", "fd_name", "frechet_distance", "gaussian_stats", "kid",
+    "kid_from_features", "mmd2_unbiased", "precision_recall", "precision_recall_from_features",
+    "quality_report",
+]

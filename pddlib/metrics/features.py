@@ -1,0 +1,154 @@
+"""Feature extraction for the metrics: any image collection -> (N, D) features, batched, cached.
+
+Image collections: a `datasets.Dataset` with an "image" column (the common schema), a list of
+PIL images, or uint8 arrays / tensors (N, H, W, 3). Two feature networks:
+  "pdcls"     the in-project clip-art classifier (penultimate layer, 128-d) at 32 px: offline;
+  "inception" the standard FID InceptionV3 (pool3, 2048-d): needs its weights in the torch cache.
+Features of real sets can be cached on disk, keyed by the images' content and the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pddlib.data.transforms import resize_square
+
+FEATURES = ("pdcls", "inception")
+# Which name a Frechet distance on each feature set is reported under.
+FD_NAMES = {"pdcls": "FD-pdcls", "inception": "FID"}
+
+
+def as_uint8(images, size: int | None = None) -> np.ndarray:
+    """Any image collection -> uint8 array (N, S, S, 3); resized (square-padded on white) if size."""
+    if hasattr(images, "column_names") and "image" in getattr(images, "column_names", ()):
+        images = images["image"]  # a datasets.Dataset: its PIL images
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().numpy()
+    if isinstance(images, np.ndarray):
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"image arrays must be uint8 (N, H, W, 3), got {images.dtype} "
+                             f"{images.shape}; convert with pddlib.data.to_uint8.")
+        if size is None or images.shape[1:3] == (size, size):
+            return images
+        images = [Image.fromarray(a) for a in images]
+    if not isinstance(images, Sequence) or not all(isinstance(im, Image.Image) for im in images):
+        raise ValueError("images must be a dataset with an 'image' column, a list of PIL images, "
+                         "or a uint8 array/tensor (N, H, W, 3)")
+    if size is None:
+        sizes = {im.size for im in images}
+        if len(sizes) > 1:
+            raise ValueError(f"images have different sizes {sorted(sizes)[:3]}...: pass size=")
+        size = max(next(iter(sizes))) if sizes else 1
+    if not images:
+        return np.zeros((0, size, size, 3), np.uint8)
+    return np.stack([np.asarray(resize_square(im, size), dtype=np.uint8) for im in images])
+
+
+def fingerprint(images_uint8: np.ndarray) -> str:
+    """Content hash (16 hex digits) of a uint8 image array: shape and pixels."""
+    h = hashlib.sha256(repr(images_uint8.shape).encode())
+    h.update(np.ascontiguousarray(images_uint8).tobytes())
+    return h.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    """Folder for cached features: $PDD_CACHE_DIR, else $XDG_CACHE_HOME/pddlib, else ~/.cache/pddlib."""
+    root = os.environ.get("PDD_CACHE_DIR")
+    if root:
+        return Path(root) / "features"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "pddlib" / "features"
+
+
+@dataclass
+class Extractor:
+    """A feature network: uint8 (N, H, W, 3) at `size` (None: any) -> float features (N, D)."""
+
+    name: str
+    key: str  # identifies the network and its weights, for the cache
+    size: int | None
+    batch_size: int
+    model: torch.nn.Module
+    device: torch.device
+
+    @torch.no_grad()
+    def __call__(self, batch_uint8: np.ndarray) -> np.ndarray:
+        """Features (N, D) float32 of one batch."""
+        x = torch.from_numpy(np.ascontiguousarray(batch_uint8)).to(self.device)
+        if self.name == "pdcls":
+            x = x.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            out = self.model.features(x)
+        else:
+            out = self.model(x.permute(0, 3, 1, 2).contiguous())
+        return out.float().cpu().numpy()
+
+
+_EXTRACTORS: dict[tuple[str, str], Extractor] = {}
+
+
+def get_extractor(features: str = "pdcls", device: str | torch.device | None = None) -> Extractor:
+    """The feature network called `features` ("pdcls" or "inception"), loaded once per device."""
+    if features not in FEATURES:
+        raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if (features, str(dev)) not in _EXTRACTORS:
+        if features == "pdcls":
+            from pddlib.metrics import pdcls
+
+            meta = pdcls.info()
+            weights = pdcls.package_file(pdcls.WEIGHTS)
+            key = "pdcls-" + hashlib.sha256(weights.read_bytes()).hexdigest()[:8]
+            ext = Extractor("pdcls", key, meta.image_size, 256, pdcls.load_pdcls().to(dev), dev)
+        else:
+            from pddlib.metrics import inception
+
+            model = inception.load_fid_inception(dev)
+            ext = Extractor("inception", f"inception-{inception.SHA256_PREFIX}-tf1resize", None,
+                            32 if dev.type == "cpu" else 128, model, dev)
+        _EXTRACTORS[(features, str(dev))] = ext
+    return _EXTRACTORS[(features, str(dev))]
+
+
+def extract_features(
+    images,
+    features: str = "pdcls",
+    *,
+    size: int | None = None,
+    device: str | torch.device | None = None,
+    cache: bool = False,
+    progress: bool = True,
+) -> np.ndarray:
+    """Features (N, D) float32 of an image collection, in batches with a progress bar.
+
+    size: bring every image to size x size first (square-padded on white) -- pdcls always
+    works at its own 32 px. cache: reuse / store the result under cache_dir(), keyed by the
+    pixels' hash and the network (use it for fixed real sets, not for fresh samples).
+    """
+    from tqdm.auto import tqdm
+
+    ext = get_extractor(features, device)
+    arr = as_uint8(images, size=ext.size or size)
+    path = cache_dir() / f"{ext.key}-{fingerprint(arr)}.npy"
+    if cache and path.is_file():
+        return np.load(path, allow_pickle=False)
+    out = []
+    with tqdm(total=len(arr), desc=f"features ({features})", unit="img",
+              disable=not progress or len(arr) == 0) as bar:
+        for i in range(0, len(arr), ext.batch_size):
+            out.append(ext(arr[i:i + ext.batch_size]))
+            bar.update(len(out[-1]))
+    feats = np.concatenate(out) if out else np.zeros((0, 1), np.float32)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, feats, allow_pickle=False)
+        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    return feats

@@ -1,0 +1,109 @@
+"""Sample-quality scores on image collections: FD (FID / FD-pdcls), KID, precision / recall.
+
+Each function takes the real and the generated images (datasets, PIL lists or uint8 arrays),
+extracts features with the chosen network and computes the score from them. Real images are
+brought to the generated images' resolution first (as the training data was), unless `size`
+says otherwise; pdcls always looks at 32 px.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pddlib.metrics.features import FD_NAMES, as_uint8, extract_features
+from pddlib.metrics.frechet import FDInfinity, fd_from_features, fd_infinity_from_features
+from pddlib.metrics.kid import kid_from_features
+from pddlib.metrics.prdc import PrecisionRecall, precision_recall_from_features
+
+
+def fd_name(features: str) -> str:
+    """What a Frechet distance on these features is called: "FID" or "FD-pdcls"."""
+    return FD_NAMES[features]
+
+
+def feature_pair(
+    real,
+    fake,
+    features: str = "pdcls",
+    *,
+    size: int | None = None,
+    device: str | torch.device | None = None,
+    cache_real: bool = True,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(real features (N1, D), fake features (N2, D)) at one common resolution."""
+    fake = as_uint8(fake, size=size)
+    size = size or fake.shape[1]
+    f_fake = extract_features(fake, features, size=size, device=device, progress=progress)
+    f_real = extract_features(real, features, size=size, device=device, cache=cache_real,
+                              progress=progress)
+    return f_real, f_fake
+
+
+def fd(real, fake, features: str = "pdcls", **kw) -> float:
+    """Frechet distance between real and generated images in `features` space (FID or FD-pdcls)."""
+    return fd_from_features(*feature_pair(real, fake, features, **kw))
+
+
+def kid(
+    real, fake, features: str = "pdcls", *, subset_size: int = 1000, n_subsets: int = 100,
+    seed: int = 0, **kw,
+) -> tuple[float, float]:
+    """(mean, std) of the unbiased KID over random subsets of up to subset_size images."""
+    f_real, f_fake = feature_pair(real, fake, features, **kw)
+    return kid_from_features(f_real, f_fake, subset_size=subset_size, n_subsets=n_subsets, seed=seed)
+
+
+def precision_recall(real, fake, features: str = "pdcls", *, k: int = 3, **kw) -> PrecisionRecall:
+    """k-NN precision (realism) and recall (coverage) of generated against real images."""
+    return precision_recall_from_features(*feature_pair(real, fake, features, **kw), k=k)
+
+
+def fd_infinity(
+    real, fake, features: str = "pdcls", *, ns: Sequence[int] | None = None, repeats: int = 3,
+    seed: int = 0, **kw,
+) -> FDInfinity:
+    """FD at several sample sizes N of the generated set, and its 1/N extrapolation to N = inf."""
+    f_real, f_fake = feature_pair(real, fake, features, **kw)
+    return fd_infinity_from_features(f_real, f_fake, ns, repeats=repeats, seed=seed)
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """All scores of one generated set against one real set, from one feature extraction."""
+
+    features: str
+    n_real: int
+    n_fake: int
+    fd: float
+    kid_mean: float
+    kid_std: float
+    precision: float
+    recall: float
+
+    @property
+    def fd_name(self) -> str:
+        """ "FID" for Inception features, "FD-pdcls" for the offline classifier."""
+        return fd_name(self.features)
+
+    def __str__(self) -> str:
+        return (f"{self.fd_name} {self.fd:.3f} | KID {self.kid_mean:.4f} +- {self.kid_std:.4f} | "
+                f"precision {self.precision:.3f} | recall {self.recall:.3f} "
+                f"({self.n_fake} generated vs {self.n_real} real, {self.features} features)")
+
+
+def quality_report(
+    real, fake, features: str = "pdcls", *, k: int = 3, kid_subset_size: int = 1000,
+    kid_subsets: int = 100, seed: int = 0, **kw,
+) -> QualityReport:
+    """FD, KID and precision / recall of generated against real images, features computed once."""
+    f_real, f_fake = feature_pair(real, fake, features, **kw)
+    kid_mean, kid_std = kid_from_features(f_real, f_fake, subset_size=kid_subset_size,
+                                          n_subsets=kid_subsets, seed=seed)
+    pr = precision_recall_from_features(f_real, f_fake, k=k)
+    return QualityReport(features, len(f_real), len(f_fake), fd_from_features(f_real, f_fake),
+                         kid_mean, kid_std, pr.precision, pr.recall)

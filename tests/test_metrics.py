@@ -1,0 +1,212 @@
+"""pddlib.metrics: Frechet distance, KID, precision / recall, FD-infinity, feature networks."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from PIL import Image, ImageFilter
+
+from pddlib import metrics
+from pddlib.metrics import features as feat
+from pddlib.metrics import inception, pdcls
+from pddlib.metrics.frechet import fd_infinity_from_features, frechet_distance, gaussian_stats
+from pddlib.metrics.kid import kid_from_features, mmd2_unbiased
+from pddlib.metrics.prdc import precision_recall_from_features
+
+
+def scipy_frechet(mu1, s1, mu2, s2) -> float:
+    """The textbook computation (as in the original TF / pytorch-fid code), independent of ours."""
+    covmean = scipy.linalg.sqrtm(s1 @ s2)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2)
+                 - 2 * np.trace(covmean).real)
+
+
+# --- Frechet distance -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dim,n", [(4, 50), (32, 400), (64, 300)])
+def test_frechet_distance_matches_scipy(dim: int, n: int) -> None:
+    rng = np.random.default_rng(dim)
+    a = rng.normal(size=(n, dim))
+    b = rng.normal(size=(n, dim)) @ rng.normal(size=(dim, dim)) * 0.4 + 0.3
+    mu1, s1 = gaussian_stats(a)
+    mu2, s2 = gaussian_stats(b)
+    ours, ref = frechet_distance(mu1, s1, mu2, s2), scipy_frechet(mu1, s1, mu2, s2)
+    assert ours == pytest.approx(ref, rel=1e-6)
+
+
+def test_frechet_distance_closed_form_with_singular_covariances() -> None:
+    # Diagonal (commuting) covariances, some variances exactly zero: FD = |dmu|^2 + sum (va^.5 - vb^.5)^2.
+    va, vb = np.array([4.0, 0.0, 1.0, 0.0]), np.array([1.0, 9.0, 0.0, 0.0])
+    mu1, mu2 = np.array([1.0, 0.0, 0.0, 2.0]), np.zeros(4)
+    expected = 1 + 4 + (2 - 1) ** 2 + (0 - 3) ** 2 + (1 - 0) ** 2
+    assert frechet_distance(mu1, np.diag(va), mu2, np.diag(vb)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_frechet_distance_fewer_samples_than_dimensions() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20, 64))  # rank-19 covariance in 64 dimensions
+    mu, s = gaussian_stats(a)
+    assert frechet_distance(mu, s, mu, s) == pytest.approx(0.0, abs=1e-9 * np.trace(s))
+    d = frechet_distance(mu, s, *gaussian_stats(rng.normal(size=(20, 64)) + 1.0))
+    assert np.isfinite(d) and d > 64  # the mean shift alone contributes 64
+
+
+def test_fd_infinity_recovers_intercept_and_slope() -> None:
+    fake = np.zeros((100, 2))
+    fit = fd_infinity_from_features(np.zeros((10, 2)), fake, ns=[20, 50, 100],
+                                    fd_fn=lambda real, f: 2.0 + 5.0 / len(f))
+    assert fit.fd_inf == pytest.approx(2.0, abs=1e-9)
+    assert fit.slope == pytest.approx(5.0, abs=1e-9)
+    assert fit.predict(50) == pytest.approx(2.1)
+
+
+def test_fd_infinity_removes_most_of_the_small_sample_bias() -> None:
+    rng = np.random.default_rng(1)
+    real, fake = rng.normal(size=(2000, 16)), rng.normal(size=(400, 16))
+    fit = fd_infinity_from_features(real, fake, ns=[50, 100, 200, 400], repeats=4)
+    assert fit.slope > 0  # FD shrinks as N grows: it is biased upwards
+    assert fit.fds[0] > 1.0 and abs(fit.fd_inf) < 0.1 * fit.fds[0] and fit.fd_inf < fit.fds[-1]
+
+
+# --- KID and precision / recall -------------------------------------------------------------
+
+def test_mmd2_unbiased_matches_explicit_sums() -> None:
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(5, 3)), rng.normal(size=(4, 3)) + 1
+    k = lambda a, b: (a @ b / 3 + 1) ** 3  # noqa: E731
+    xx = sum(k(x[i], x[j]) for i in range(5) for j in range(5) if i != j) / 20
+    yy = sum(k(y[i], y[j]) for i in range(4) for j in range(4) if i != j) / 12
+    xy = sum(k(x[i], y[j]) for i in range(5) for j in range(4)) / 20
+    assert mmd2_unbiased(x, y) == pytest.approx(xx + yy - 2 * xy, rel=1e-12)
+
+
+def test_kid_near_zero_for_one_distribution_and_large_for_another() -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(400, 32)), rng.normal(size=(400, 32))
+    same_mean, same_std = kid_from_features(a, b, subset_size=200, n_subsets=20)
+    diff_mean, _ = kid_from_features(a, rng.normal(size=(400, 32)) * 2 + 1, subset_size=200,
+                                     n_subsets=20)
+    assert abs(same_mean) < 3 * same_std + 1e-3
+    assert diff_mean > 100 * max(abs(same_mean), 1e-3)
+
+
+def test_precision_recall_sanity() -> None:
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(4, 8)) * 20
+    real = np.concatenate([c + rng.normal(size=(100, 8)) for c in centres])
+    same = metrics.precision_recall_from_features(real, real.copy())
+    assert (same.precision, same.recall) == (1.0, 1.0)
+    far = precision_recall_from_features(real, real + 1000.0)
+    assert (far.precision, far.recall) == (0.0, 0.0)
+    # Mode collapse: samples from one of four modes are realistic but cover a quarter.
+    collapsed = precision_recall_from_features(real, centres[0] + rng.normal(size=(200, 8)))
+    assert collapsed.precision > 0.7 and 0.1 < collapsed.recall < 0.3
+
+
+# --- the FID network (no weights on a test machine) -----------------------------------------
+
+def reference_keys() -> set[str]:
+    """State-dict keys of pytorch-fid's fid_inception_v3 (torchvision Inception3 names)."""
+    a = ["branch1x1", "branch5x5_1", "branch5x5_2", "branch3x3dbl_1", "branch3x3dbl_2",
+         "branch3x3dbl_3", "branch_pool"]
+    b = ["branch3x3", "branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"]
+    c = ["branch1x1", "branch7x7_1", "branch7x7_2", "branch7x7_3", "branch7x7dbl_1",
+         "branch7x7dbl_2", "branch7x7dbl_3", "branch7x7dbl_4", "branch7x7dbl_5", "branch_pool"]
+    d = ["branch3x3_1", "branch3x3_2", "branch7x7x3_1", "branch7x7x3_2", "branch7x7x3_3",
+         "branch7x7x3_4"]
+    e = ["branch1x1", "branch3x3_1", "branch3x3_2a", "branch3x3_2b", "branch3x3dbl_1",
+         "branch3x3dbl_2", "branch3x3dbl_3a", "branch3x3dbl_3b", "branch_pool"]
+    convs = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3"]
+    blocks = {"Mixed_5b": a, "Mixed_5c": a, "Mixed_5d": a, "Mixed_6a": b, "Mixed_6b": c,
+              "Mixed_6c": c, "Mixed_6d": c, "Mixed_6e": c, "Mixed_7a": d, "Mixed_7b": e,
+              "Mixed_7c": e}
+    convs += [f"{blk}.{br}" for blk, branches in blocks.items() for br in branches]
+    keys = {"fc.weight", "fc.bias"}
+    for cv in convs:
+        keys |= {f"{cv}.conv.weight"} | {f"{cv}.bn.{n}" for n in (
+            "weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+    return keys
+
+
+def test_inception_graph_keys_and_shapes() -> None:
+    model = inception.FIDInceptionV3().eval()
+    assert set(model.state_dict()) == reference_keys()
+    assert len([k for k in model.state_dict() if k.endswith("conv.weight")]) == 94
+    assert model.Mixed_7c.branch3x3dbl_1.conv.weight.shape == (448, 2048, 1, 1)
+    assert model.fc.weight.shape == (1008, 2048)
+    with torch.no_grad():
+        out = model(torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8))
+    assert out.shape == (1, inception.FEATURE_DIM) and torch.isfinite(out).all()
+
+
+def test_tf1_resize_matches_the_tensorflow_formula() -> None:
+    x = torch.arange(2 * 5 * 7, dtype=torch.float32).reshape(1, 2, 5, 7) ** 1.5
+    out = inception.tf1_resize_bilinear(x, 9).numpy()
+    src = x.numpy()
+
+    def ref(c: int, i: int, j: int) -> float:
+        # TF1 resize_bilinear, align_corners=False: source coordinate = dst * in / out.
+        y, xx = i * 5 / 9, j * 7 / 9
+        y0, x0 = int(y), int(xx)
+        y1, x1 = min(y0 + 1, 4), min(x0 + 1, 6)
+        top = src[0, c, y0, x0] + (src[0, c, y0, x1] - src[0, c, y0, x0]) * (xx - x0)
+        bot = src[0, c, y1, x0] + (src[0, c, y1, x1] - src[0, c, y1, x0]) * (xx - x0)
+        return top + (bot - top) * (y - y0)
+
+    expected = np.array([[[ref(c, i, j) for j in range(9)] for i in range(9)] for c in range(2)])
+    np.testing.assert_allclose(out[0], expected, rtol=1e-5)
+    same = torch.rand(1, 3, 6, 6)
+    assert torch.equal(inception.tf1_resize_bilinear(same, 6), same)
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """An empty torch cache and a network that raises on any connection attempt."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("PDD_CACHE_DIR", str(tmp_path / "pdd"))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the offline path tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    feat._EXTRACTORS.clear()
+    yield tmp_path
+    feat._EXTRACTORS.clear()
+
+
+def test_offline_without_weights_is_one_clear_error(offline) -> None:
+    expected = offline / "torch" / "hub" / "checkpoints" / inception.FILENAME
+    assert inception.weights_path() == expected
+    with pytest.raises(FileNotFoundError) as e:
+        inception.load_fid_inception()
+    msg = str(e.value)
+    assert str(expected) in msg and "pddlib eval --prefetch-weights" in msg and "pdcls" in msg
+    imgs = np.zeros((4, 8, 8, 3), np.uint8)
+    with pytest.raises(FileNotFoundError, match=inception.FILENAME):
+        metrics.fd(imgs, imgs, features="inception")
+
+
+def test_weights_with_the_wrong_hash_are_refused(offline) -> None:
+    path = inception.weights_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not the weights")
+    with pytest.raises(ValueError, match="not the FID Inception weights"):
+        inception.load_fid_inception()
+
+
+def test_weights_load_from_the_cache_with_weights_only(offline, monkeypatch) -> None:
+    # Random weights saved the way the reference file is (no num_batches_tracked buffers).
+    state = {k: v for k, v in inception.FIDInceptionV3().state_dict().items()
+             if not k.endswith("num_batches_tracked")}
+    path = inception.weights_path()
+    path.parent.mkdir(parents=True)
+    torch.save(state, path)
+    monkeypatch.setattr(inception, "SHA256_PREFIX", inception.sha256_of(path)[:8])
+    model = inception.load_fid_inception()
+    assert torch.equal(model.Mixed_6e.branch7x7_2.conv.weight, state["Mixed_6e.branch7x7_2.conv.weight"])
+    assert not model.training
