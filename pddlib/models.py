@@ -1,0 +1,120 @@
+"""UNet presets: frozen configs for a 2-core CPU, a Colab T4 and bigger GPUs, built on diffusers.
+
+Every model is a stock diffusers `UNet2DModel`, so it saves, loads and swaps schedulers like any
+diffusers model. A class-conditional model gets `num_class_embeds = n_classes + 1`: the extra
+last index is the "null" class used for classifier-free guidance (training drops labels to it,
+sampling evaluates it beside the requested class). The class names travel in the model's saved
+config under the hidden key `_class_names`, so a folder on disk knows its own labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from diffusers import UNet2DModel
+
+CLASS_NAMES_KEY = "_class_names"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of a UNet2DModel: one entry of `block_out_channels` / `attention` per resolution."""
+
+    sample_size: int = 32  # image side in pixels the model is trained and sampled at
+    block_out_channels: tuple[int, ...] = (32, 64, 128)  # channels per resolution level
+    attention: tuple[bool, ...] = (False, False, True)  # self-attention at that level?
+    layers_per_block: int = 1  # ResNet blocks per level (the decoder gets one more)
+    norm_num_groups: int = 8  # GroupNorm groups; must divide every channel count
+    attention_head_dim: int = 32  # channels per attention head
+    dropout: float = 0.0  # dropout inside ResNet blocks
+
+    def __post_init__(self) -> None:
+        """Reject shapes UNet2DModel would fail on later with a less helpful message."""
+        if len(self.attention) != len(self.block_out_channels):
+            raise ValueError("attention needs one flag per entry of block_out_channels")
+        if any(c % self.norm_num_groups for c in self.block_out_channels):
+            raise ValueError(f"norm_num_groups={self.norm_num_groups} must divide every channel "
+                             f"count in {self.block_out_channels}")
+        if self.sample_size % 2 ** (len(self.block_out_channels) - 1):
+            raise ValueError(f"sample_size {self.sample_size} must be divisible by "
+                             f"{2 ** (len(self.block_out_channels) - 1)} for this many levels")
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # Sized for the 15-minute CPU target (see benchmarks/RESULTS.md for what was measured).
+    "cpu-tiny": ModelConfig(sample_size=32, block_out_channels=(32, 64, 128),
+                            attention=(False, False, True), layers_per_block=1),
+    # A Colab T4 (16 GB, ~8 TFLOP/s fp32, fp16 tensor cores): 64 px, attention at 16 and 8 px.
+    "colab-t4": ModelConfig(sample_size=64, block_out_channels=(64, 128, 256, 256),
+                            attention=(False, False, True, True), layers_per_block=2,
+                            norm_num_groups=32),
+    # Comparable to diffusers' examples/unconditional_image_generation UNet (~110 M parameters
+    # at 128 px there); works at 64 or 128 px: `dataclasses.replace(PRESETS["gpu-base"], ...)`.
+    "gpu-base": ModelConfig(sample_size=128, block_out_channels=(128, 128, 256, 256, 512, 512),
+                            attention=(False, False, False, False, True, False),
+                            layers_per_block=2, norm_num_groups=32, attention_head_dim=64),
+}
+
+# A model for tests and FAST notebook runs: trains a step in milliseconds, learns nothing useful.
+TINY = ModelConfig(sample_size=16, block_out_channels=(16, 32), attention=(False, False),
+                   layers_per_block=1, norm_num_groups=8, attention_head_dim=16)
+
+
+def get_preset(name: str, **overrides) -> ModelConfig:
+    """Return the preset called `name` ("cpu-tiny", "colab-t4", "gpu-base"), fields overridden."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown model preset {name!r}; choose one of {sorted(PRESETS)}.")
+    return replace(PRESETS[name], **overrides)
+
+
+def build_unet(config: ModelConfig, class_names: list[str] | None = None,
+               seed: int | None = None) -> UNet2DModel:
+    """Build a fresh UNet2DModel (3 -> 3 channels); class-conditional when class_names is given.
+
+    With `seed`, the initial weights depend only on it (the caller's global RNG is untouched).
+    """
+    if seed is not None:
+        # diffusers initialises from the global RNG: fork it so the caller's stream is unchanged.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build_unet(config, class_names)
+    down = tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in config.attention)
+    up = tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(config.attention))
+    unet = UNet2DModel(
+        sample_size=config.sample_size,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=config.block_out_channels,
+        down_block_types=down,
+        up_block_types=up,
+        layers_per_block=config.layers_per_block,
+        norm_num_groups=config.norm_num_groups,
+        attention_head_dim=config.attention_head_dim,
+        dropout=config.dropout,
+        # One embedding row per class plus the null class for classifier-free guidance.
+        num_class_embeds=len(class_names) + 1 if class_names else None,
+    )
+    if class_names:
+        unet.register_to_config(**{CLASS_NAMES_KEY: list(class_names)})
+    return unet
+
+
+def class_names_of(unet: UNet2DModel) -> list[str]:
+    """Class names a conditional model was trained on ([] for an unconditional model)."""
+    names = unet.config.get(CLASS_NAMES_KEY)
+    if names:
+        return list(names)
+    n = unet.config.num_class_embeds
+    return [str(i) for i in range(n - 1)] if n else []
+
+
+def null_class(unet: UNet2DModel) -> int | None:
+    """Index of the null (unconditional) class, or None for an unconditional model."""
+    n = unet.config.num_class_embeds
+    return n - 1 if n else None
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,160 @@
+"""PDDiffusionPipeline on a tiny UNet: seeded outputs, guidance, schedulers, labels, save/load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMScheduler
+
+from pddlib.models import TINY, build_unet
+from pddlib.pipeline import SCHEDULERS, PDDiffusionPipeline, set_scheduler
+
+NAMES = ["circle", "square", "star"]
+
+
+def make_pipe(class_names: list[str] | None = NAMES) -> PDDiffusionPipeline:
+    """A tiny 16 px pipeline with weights from a fixed seed (global RNG restored afterwards)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        unet = build_unet(TINY, class_names)
+    pipe = PDDiffusionPipeline(unet.eval(), DDPMScheduler(num_train_timesteps=1000))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def pipe() -> PDDiffusionPipeline:
+    return make_pipe()
+
+
+def test_ddpm_expected_slice(pipe: PDDiffusionPipeline) -> None:
+    final = {}
+
+    def keep(p, i, t, kw):
+        final["latents"] = kw["latents"]
+        return kw
+
+    out = pipe(2, class_labels=["circle", 2], guidance_scale=3.0, num_inference_steps=2,
+               generator=gen(0), output_type="np", callback_on_step_end=keep).images
+    assert out.shape == (2, 16, 16, 3) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    # The images are the final latents mapped from [-1, 1] to [0, 1] and clamped.
+    expected_images = (final["latents"].permute(0, 2, 3, 1).numpy() / 2 + 0.5).clip(0, 1)
+    np.testing.assert_allclose(out, expected_images, atol=1e-6)
+    np.testing.assert_allclose(final["latents"][1, :, 7, 7:10].flatten().numpy(), EXPECTED_DDPM,
+                               atol=2e-3)
+
+
+def test_same_seed_same_images_and_per_image_generators(pipe: PDDiffusionPipeline) -> None:
+    kw = dict(class_labels=[0, 1, 2], guidance_scale=2.0, num_inference_steps=2, output_type="pt")
+    a = pipe(3, generator=gen(7), **kw).images
+    b = pipe(3, generator=gen(7), **kw).images
+    assert torch.equal(a, b)
+    batch = pipe(3, generator=[gen(10), gen(11), gen(12)], **kw).images
+    alone = pipe(1, generator=[gen(11)], class_labels="square", guidance_scale=2.0,
+                 num_inference_steps=2, output_type="pt").images
+    torch.testing.assert_close(batch[1:2], alone, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+def test_every_scheduler_runs_and_is_reproducible(name: str) -> None:
+    pipe = set_scheduler(make_pipe(), name)
+    assert type(pipe.scheduler) is SCHEDULERS[name]
+    kw = dict(class_labels="star", guidance_scale=2.0, num_inference_steps=2, output_type="pt")
+    a, b = pipe(2, generator=gen(3), **kw).images, pipe(2, generator=gen(3), **kw).images
+    assert a.shape == (2, 3, 16, 16) and torch.equal(a, b)
+
+
+def test_guidance_is_one_batched_unet_call(pipe: PDDiffusionPipeline) -> None:
+    batches = []
+    hook = pipe.unet.register_forward_hook(lambda m, args, out: batches.append(args[0].shape[0]))
+    try:
+        pipe(3, class_labels=1, guidance_scale=4.0, num_inference_steps=2, generator=gen())
+        pipe(3, class_labels=1, guidance_scale=1.0, num_inference_steps=2, generator=gen())
+    finally:
+        hook.remove()
+    assert batches == [6, 6, 3, 3]
+
+
+def test_guidance_formula(pipe: PDDiffusionPipeline) -> None:
+    # With latents fixed, step 0's guided prediction is uncond + w * (cond - uncond).
+    latents = torch.randn(1, 3, 16, 16, generator=gen(1))
+    preds = {}
+
+    def grab(label, w):
+        def cb(p, i, t, kw):
+            preds.setdefault((label, w), kw["noise_pred"].clone())
+            return kw
+        pipe(1, class_labels=label, guidance_scale=w, num_inference_steps=1, latents=latents,
+             callback_on_step_end=cb, generator=gen())
+    grab(0, 1.0)
+    grab(0, 3.0)
+    grab(None, 1.0)
+    cond, uncond = preds[(0, 1.0)], preds[(None, 1.0)]
+    torch.testing.assert_close(preds[(0, 3.0)], uncond + 3.0 * (cond - uncond),
+                               atol=1e-4, rtol=1e-4)
+
+
+def test_callback_sees_latents_and_x0_and_can_replace_latents(pipe: PDDiffusionPipeline) -> None:
+    seen = []
+
+    def cb(p, i, t, kw):
+        seen.append((i, int(t), kw["pred_original_sample"] is not None, kw["latents"].shape))
+        return {"latents": torch.zeros_like(kw["latents"])}
+
+    out = pipe(1, class_labels=0, num_inference_steps=2, generator=gen(), callback_on_step_end=cb,
+               output_type="pt").images
+    assert [s[:3] for s in seen] == [(0, 500, True), (1, 0, True)]
+    assert torch.allclose(out, torch.full_like(out, 0.5))  # zero latents decode to grey
+
+
+def test_labels_by_name_equal_labels_by_index(pipe: PDDiffusionPipeline) -> None:
+    kw = dict(guidance_scale=2.0, num_inference_steps=2, output_type="pt")
+    a = pipe(2, class_labels=["star", "circle"], generator=gen(5), **kw).images
+    b = pipe(2, class_labels=[2, 0], generator=gen(5), **kw).images
+    assert torch.equal(a, b)
+
+
+def test_bad_labels_and_sizes_say_what_to_do(pipe: PDDiffusionPipeline) -> None:
+    with pytest.raises(ValueError, match=r"Unknown class name 'dog'.*circle"):
+        pipe(1, class_labels="dog", num_inference_steps=1)
+    with pytest.raises(ValueError, match="out of range"):
+        pipe(1, class_labels=3, num_inference_steps=1)
+    with pytest.raises(ValueError, match="one per image"):
+        pipe(3, class_labels=[0, 1], num_inference_steps=1)
+    with pytest.raises(ValueError, match=r"16x16 images.*\(1, 3, 16, 16\)"):
+        pipe(1, latents=torch.zeros(1, 3, 32, 32), num_inference_steps=1)
+    uncond = make_pipe(None)
+    with pytest.raises(ValueError, match="unconditional"):
+        uncond(1, class_labels=0, num_inference_steps=1)
+    with pytest.raises(ValueError, match="class-conditional"):
+        uncond(1, guidance_scale=3.0, num_inference_steps=1)
+    assert uncond(1, num_inference_steps=1, output_type="np").images.shape == (1, 16, 16, 3)
+
+
+def test_save_and_reload_round_trip(pipe: PDDiffusionPipeline, tmp_path: Path) -> None:
+    set_scheduler(pipe, "ddim")
+    pipe.save_pretrained(tmp_path / "model")
+    set_scheduler(pipe, "ddpm")
+    loaded = PDDiffusionPipeline.from_pretrained(tmp_path / "model")
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.class_names == NAMES
+    assert type(loaded.scheduler).__name__ == "DDIMScheduler"
+    set_scheduler(loaded, "ddpm")
+    kw = dict(class_labels="square", guidance_scale=2.0, num_inference_steps=2, output_type="pt")
+    assert torch.equal(pipe(1, generator=gen(2), **kw).images,
+                       loaded(1, generator=gen(2), **kw).images)
+    image = loaded(1, generator=gen(), class_labels=0, num_inference_steps=2).images[0]
+    assert image.size == (16, 16) and image.mode == "RGB"
+
+
+# Final latents of image 1 (class 2, guidance 3, seed 0, DDPM 2 steps) at row 7, columns 7-9.
+EXPECTED_DDPM = np.array([-0.5503103, 1.0, 0.5855907, 0.9776728, -0.43877494, 1.0, -1.0, -1.0,
+                          0.9866434], dtype=np.float32)

@@ -1,0 +1,179 @@
+"""The training loop: exact resume, NaN stop, output folder, config checks, batches, objective."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from pddlib.data.schema import features
+from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.training import (
+    StepInfo, TrainConfig, TrainingDiverged, batch_indices, diffusion_loss, draw_batch,
+    latest_checkpoint, learning_rate, load_pipeline, noise_scheduler, read_loss_log, tiny_config,
+    train,
+)
+
+NAMES = ["red", "blue"]
+
+
+def synthetic_dataset(n: int = 12) -> datasets.Dataset:
+    """n 20x20 images in the common schema: a red or blue square on white, alternating."""
+    feats = features(NAMES)
+    cols: dict[str, list] = {k: [""] * n for k in feats}
+    images = []
+    for i in range(n):
+        a = np.full((20, 20, 3), 255, np.uint8)
+        a[4 + i % 3:14, 5:15] = (200, 30, 30) if i % 2 == 0 else (30, 30, 200)
+        images.append(Image.fromarray(a))
+    cols.update(image=images, label=[i % 2 for i in range(n)], sha1=[f"{i:040x}" for i in range(n)],
+                width=[20] * n, height=[20] * n)
+    return datasets.Dataset.from_dict(cols, features=feats)
+
+
+@pytest.fixture(scope="module")
+def ds() -> datasets.Dataset:
+    return synthetic_dataset()
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "unet" / "diffusion_pytorch_model.safetensors")
+
+
+def test_interrupted_and_resumed_run_ends_with_identical_weights(ds, tmp_path: Path) -> None:
+    cfg = tiny_config(max_steps=6, checkpoint_every=2)
+    train(cfg, ds, tmp_path / "straight")
+
+    def crash(info: StepInfo) -> None:
+        if info.step == 5:  # after step 5: the newest checkpoint is step 4
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, ds, tmp_path / "resumed", callback=crash)
+    assert latest_checkpoint(tmp_path / "resumed").name == "step-000004"
+    result = train(cfg, ds, tmp_path / "resumed", resume=True)
+    assert result.resumed_from == 4 and result.step == 6
+
+    for name in ("straight", "resumed"):
+        assert latest_checkpoint(tmp_path / name).name == "step-000006"
+    a, b = (latest_checkpoint(tmp_path / n) for n in ("straight", "resumed"))
+    for file in ("unet/diffusion_pytorch_model.safetensors", "ema.safetensors",
+                 "optimizer.safetensors"):
+        ta, tb = load_file(a / file), load_file(b / file)
+        assert ta.keys() == tb.keys()
+        assert all(torch.equal(ta[k], tb[k]) for k in ta), file
+    # The EMA weights of the output pipeline and the loss logs match too.
+    assert all(torch.equal(x, y) for x, y in zip(weights(tmp_path / "straight").values(),
+                                                 weights(tmp_path / "resumed").values()))
+    assert read_loss_log(tmp_path / "straight") == [
+        {**r, "seconds": s["seconds"]} for r, s in
+        zip(read_loss_log(tmp_path / "resumed"), read_loss_log(tmp_path / "straight"))]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(ds, tmp_path: Path) -> None:
+    def corrupt(info: StepInfo) -> None:
+        if info.step == 3:
+            with torch.no_grad():
+                info.unet.conv_in.weight.fill_(float("nan"))
+
+    cfg = tiny_config(max_steps=6, checkpoint_every=2)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 4.*step-000002"):
+        train(cfg, ds, tmp_path, callback=corrupt)
+    ckpt = latest_checkpoint(tmp_path)
+    assert ckpt.name == "step-000002"
+    assert all(torch.isfinite(w).all() for w in weights(ckpt).values())
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["step"] == 2 and state["config"] == cfg.to_dict()
+
+
+def test_output_folder_is_a_loadable_pipeline(ds, tmp_path: Path) -> None:
+    cfg = tiny_config(max_steps=4, sample_every=2)
+    result = train(cfg, ds, tmp_path)
+    assert result.step == 4 and math.isfinite(result.loss) and result.images_per_second > 0
+    pipe = PDDiffusionPipeline.from_pretrained(tmp_path)
+    assert pipe.class_names == NAMES and pipe.unet.config.sample_size == 16
+    assert TrainConfig.from_dict(json.loads((tmp_path / "train_config.json").read_text())) == cfg
+    assert [r["step"] for r in read_loss_log(tmp_path)] == [1, 2, 3, 4]
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
+        "step-000002.png", "step-000004.png"]
+    raw = load_pipeline(tmp_path, weights="raw")
+    ema = load_pipeline(tmp_path, weights="ema")
+    assert not torch.equal(raw.unet.conv_in.weight, ema.unet.conv_in.weight)
+    images = ema(2, class_labels="blue", guidance_scale=2.0, num_inference_steps=2,
+                 generator=torch.Generator().manual_seed(0)).images
+    assert images[0].size == (16, 16)
+    # Resuming a finished run trains nothing and keeps the result.
+    again = train(cfg, ds, tmp_path, resume=True)
+    assert again.resumed_from == 4 and again.step == 4
+
+
+def test_refuses_to_mix_runs(ds, tmp_path: Path) -> None:
+    cfg = tiny_config(max_steps=2)
+    train(cfg, ds, tmp_path)
+    with pytest.raises(ValueError, match="already holds a training run.*resume=True"):
+        train(cfg, ds, tmp_path)
+    with pytest.raises(ValueError, match=r"another config \(lr: 0.001 -> 0.01\)"):
+        train(replace(cfg, lr=1e-2), ds, tmp_path, resume=True)
+    with pytest.raises(ValueError, match="another dataset"):
+        train(cfg, ds.select(range(8)), tmp_path, resume=True)
+    with pytest.raises(ValueError, match="load_images"):
+        train(cfg, ds.remove_columns("image"), tmp_path / "x")
+    with pytest.raises(ValueError, match="divisible"):
+        train(replace(cfg, batch_size=7, grad_accum=2), ds, tmp_path / "y")
+
+
+def test_gradient_accumulation_matches_one_big_batch(ds, tmp_path: Path) -> None:
+    one = tiny_config(max_steps=2, label_dropout=0.0)
+    train(one, ds, tmp_path / "one")
+    train(replace(one, grad_accum=2), ds, tmp_path / "two")
+    a, b = (weights(latest_checkpoint(tmp_path / n)) for n in ("one", "two"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=1e-4)
+
+
+def test_batches_are_epoch_permutations_and_pure_functions_of_the_step() -> None:
+    rows = torch.cat([batch_indices(0, s, 4, 10) for s in range(5)])  # two epochs of 10
+    assert sorted(rows[:10].tolist()) == list(range(10))
+    assert sorted(rows[10:].tolist()) == list(range(10))
+    cfg = tiny_config()
+    a, b = draw_batch(cfg, 3, 12), draw_batch(cfg, 3, 12)
+    assert torch.equal(a.noise, b.noise) and torch.equal(a.timesteps, b.timesteps)
+    assert not torch.equal(a.noise, draw_batch(cfg, 4, 12).noise)
+    half = a.part(1, 2)
+    assert torch.equal(half.noise, a.noise[4:]) and torch.equal(half.index, a.index[4:])
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor() -> None:
+    cfg = TrainConfig(lr=1e-3, warmup_steps=10, max_steps=110, min_lr_ratio=0.1)
+    assert learning_rate(cfg, 0) == pytest.approx(1e-4)
+    assert learning_rate(cfg, 9) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 60) == pytest.approx(0.55e-3)
+    assert learning_rate(cfg, 110) == pytest.approx(1e-4)
+
+
+def test_objective_is_noise_prediction_mse_with_min_snr_weights() -> None:
+    sched = noise_scheduler(TrainConfig(prediction_type="epsilon"))
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.rand(4, 3, 8, 8, generator=g) * 2 - 1, torch.randn(4, 3, 8, 8, generator=g)
+    t = torch.tensor([1, 100, 500, 999])
+
+    class Zero(torch.nn.Module):  # predicts 0: the per-image loss is mean(target**2)
+        def forward(self, x, t, class_labels=None):
+            return type("Out", (), {"sample": torch.zeros_like(x)})()
+
+    per_image = (noise ** 2).mean(dim=(1, 2, 3))
+    assert diffusion_loss(Zero(), sched, x0, noise, t, None, None) == pytest.approx(
+        per_image.mean().item())
+    a = sched.alphas_cumprod[t]
+    snr = a / (1 - a)
+    w = snr.clamp(max=5.0) / snr
+    assert diffusion_loss(Zero(), sched, x0, noise, t, None, 5.0) == pytest.approx(
+        (w * per_image).mean().item())
