@@ -31,12 +31,43 @@ def add_course(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def add_scrape(sub: argparse._SubParsersAction) -> None:
+    """Register `pddlib scrape`: public-domain images from Wikimedia Commons, resumable."""
+    from pddlib.data.commons import DEFAULT_API, DEFAULT_CATEGORY, STANDARD_WIDTHS
+
+    p = sub.add_parser("scrape", help="collect public-domain images from Wikimedia Commons")
+    p.add_argument("--email", required=True, help="your contact e-mail (sent in the User-Agent)")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder (rerun to resume)")
+    p.add_argument("--category", action="append", dest="categories", metavar="NAME",
+                   help=f"category to walk (repeatable; default {DEFAULT_CATEGORY!r})")
+    p.add_argument("--depth", type=int, default=0, help="subcategory levels to walk")
+    p.add_argument("--limit", type=int, default=None, help="stop at this many images")
+    p.add_argument("--width", type=int, default=250, choices=STANDARD_WIDTHS,
+                   help="thumbnail width (a standard Commons width)")
+    p.add_argument("--labels", default=None, metavar="MAPPING",
+                   help="category->class: a JSON file, JSON text or 'Category=label;...'")
+    p.add_argument("--allow-cc0", action="store_true", help="also accept CC0 files")
+    p.add_argument("--api", default=DEFAULT_API, help="Action API endpoint")
+
+    def run(args: argparse.Namespace) -> int:
+        from pddlib.data.commons import scrape
+
+        summary = scrape(args.email, args.out,
+                         categories=args.categories or (DEFAULT_CATEGORY,), depth=args.depth,
+                         limit=args.limit, width=args.width, labels=args.labels,
+                         allow_cc0=args.allow_cc0, api=args.api)
+        print(summary)
+        return 0
+
+    p.set_defaults(func=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser with every subcommand registered."""
     parser = argparse.ArgumentParser(prog="pddlib", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"pddlib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_course,):
+    for add in (add_scrape, add_course):
         add(sub)
     return parser
 
