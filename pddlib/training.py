@@ -99,6 +99,25 @@ class TrainConfig:
         return cls(**d)
 
 
+# Per-preset training defaults; TrainConfig's own defaults are the cpu-tiny recipe.
+RECIPES: dict[str, TrainConfig] = {
+    "cpu-tiny": TrainConfig(preset="cpu-tiny"),
+    "colab-t4": TrainConfig(preset="colab-t4", batch_size=64, lr=3e-4, warmup_steps=500,
+                            max_steps=20_000, ema_decay=0.9999, checkpoint_every=1000,
+                            sample_every=1000),
+    "gpu-base": TrainConfig(preset="gpu-base", batch_size=64, lr=1e-4, warmup_steps=500,
+                            max_steps=50_000, ema_decay=0.9999, checkpoint_every=2000,
+                            sample_every=2000),
+}
+
+
+def recipe(preset: str, **overrides) -> TrainConfig:
+    """The training config for a model preset, with fields overridden."""
+    if preset not in RECIPES:
+        get_preset(preset)  # raises the "unknown preset" message
+    return replace(RECIPES[preset], **overrides)
+
+
 @dataclass(frozen=True)
 class StepInfo:
     """What the per-step callback sees (after the step, its checkpoint and its samples)."""
@@ -360,7 +379,7 @@ def load_pipeline(out_dir: str | Path, weights: str = "ema") -> PDDiffusionPipel
     out_dir = Path(out_dir)
     if not (out_dir / "model_index.json").is_file():
         raise FileNotFoundError(f"{out_dir} holds no trained pipeline; train one with "
-                                "`pddlib train --out {out_dir}` first.")
+                                f"`pddlib train --out {out_dir}` first.")
     pipe = PDDiffusionPipeline.from_pretrained(out_dir)
     if weights == "raw":
         ckpt = latest_checkpoint(out_dir)

@@ -177,3 +177,33 @@ def test_objective_is_noise_prediction_mse_with_min_snr_weights() -> None:
     w = snr.clamp(max=5.0) / snr
     assert diffusion_loss(Zero(), sched, x0, noise, t, None, 5.0) == pytest.approx(
         (w * per_image).mean().item())
+
+
+def test_cli_train_then_sample(ds, tmp_path: Path, monkeypatch, capsys) -> None:
+    from pddlib import cli
+    from pddlib.training import RECIPES
+
+    # A scraped-style folder (imagefolder + metadata.jsonl) with the synthetic images.
+    folder = tmp_path / "scraped"
+    (folder / "images").mkdir(parents=True)
+    rows = []
+    for i, row in enumerate(ds):
+        row["image"].save(folder / "images" / f"{i:03d}.png")
+        rows.append({**{k: v for k, v in row.items() if k != "image"},
+                     "file_name": f"images/{i:03d}.png", "label": NAMES[row["label"]]})
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setitem(RECIPES, "cpu-tiny", tiny_config())  # the tiny model, same code path
+
+    out = tmp_path / "run"
+    assert cli.main(["train", "--data", str(folder), "--out", str(out), "--conditional",
+                     "--max-steps", "2", "--seed", "1"]) == 0
+    assert "trained 2 steps" in capsys.readouterr().out
+    assert cli.main(["train", "--data", str(folder), "--out", str(out)]) == 2
+    assert "already holds a training run" in capsys.readouterr().err
+    grid = tmp_path / "grid.png"
+    assert cli.main(["sample", "--model", str(out), "--n", "4", "--steps", "2", "--scheduler",
+                     "dpm++", "--label", "blue", "--out", str(grid)]) == 0
+    assert Image.open(grid).size == (16 * 2 + 2, 16 * 2 + 2)
+    assert cli.main(["sample", "--model", str(out), "--label", "green", "--steps", "1",
+                     "--out", str(grid)]) == 2
+    assert "Unknown class name 'green'" in capsys.readouterr().err
