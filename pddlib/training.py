@@ -405,8 +405,9 @@ def train(
 ) -> TrainResult:
     """Train a UNet on `dataset` (common schema) into `out_dir`; resume=True continues a run.
 
-    Run it as is (one process: CPU, CUDA or MPS), or under `accelerate launch --num_processes N`
-    for data-parallel training; the results match up to floating-point reduction order.
+    Run it as is (one process: CPU, CUDA or MPS), or data-parallel under `accelerate launch
+    --num_processes N` (GPUs) or `torchrun --nproc_per_node N` (CPU); the results match the
+    one-process run up to floating-point reduction order (benchmarks/ddp_cpu_check.py).
     """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
