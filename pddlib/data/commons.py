@@ -27,6 +27,7 @@ import io
 import json
 import os
 import re
+import socket
 import threading
 import time
 import unicodedata
@@ -38,6 +39,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import requests
@@ -465,12 +467,7 @@ class Scraper:
 
     def walk_files(self, category: str) -> bool:
         """Process the files of one category batch by batch; False when the limit stopped it."""
-        cfg = self.cfg
-        base = {"generator": "categorymembers", "gcmtitle": f"Category:{category}",
-                "gcmtype": "file", "gcmlimit": str(cfg.batch_size),
-                "prop": "imageinfo|categories", "iiprop": "url|size|mime|sha1|extmetadata",
-                "iiurlwidth": str(cfg.width), "iiextmetadatafilter": EXTMETADATA_FIELDS,
-                "iiextmetadatalanguage": "en", "cllimit": "max", "continue": ""}
+        base = file_batch_params(category, self.cfg.batch_size, self.cfg.width)
         cont = self.state["continue"] or {}
         pending: dict[str, dict] = {}
         while True:
@@ -636,6 +633,26 @@ class Scraper:
                 p.unlink()
 
 
+def file_batch_params(category: str, batch_size: int = 50, width: int = 250) -> dict[str, str]:
+    """The query for one batch of a category's files with licence metadata and thumbnails."""
+    return {"generator": "categorymembers", "gcmtitle": f"Category:{category}",
+            "gcmtype": "file", "gcmlimit": str(batch_size),
+            "prop": "imageinfo|categories", "iiprop": "url|size|mime|sha1|extmetadata",
+            "iiurlwidth": str(width), "iiextmetadatafilter": EXTMETADATA_FIELDS,
+            "iiextmetadatalanguage": "en", "cllimit": "max", "continue": ""}
+
+
+def can_reach(url: str = DEFAULT_API, timeout: float = 3.0) -> bool:
+    """True when a TCP connection to the URL's host opens (no HTTP request is sent)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def merge_page(into: dict, page: dict) -> None:
     """Merge one partial page of a continued query (imageinfo and categories arrive in parts)."""
     for key, value in page.items():
@@ -667,7 +684,7 @@ def scrape(
 
 
 __all__ = [
-    "DEFAULT_API", "DEFAULT_CATEGORY", "STANDARD_WIDTHS", "ScrapeConfig", "ScrapeSummary",
-    "Scraper", "check_email", "parse_labels", "retry_after_seconds", "scrape",
-    "user_agent",
+    "DEFAULT_API", "DEFAULT_CATEGORY", "STANDARD_WIDTHS", "Client", "ScrapeConfig",
+    "ScrapeSummary", "Scraper", "can_reach", "check_email", "file_batch_params", "parse_labels",
+    "retry_after_seconds", "scrape", "user_agent",
 ]
