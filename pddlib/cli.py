@@ -62,6 +62,40 @@ def add_scrape(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def add_eval(sub: argparse._SubParsersAction) -> None:
+    """Register `pddlib eval`: FD, KID, precision and recall of a model against held-out images."""
+    p = sub.add_parser("eval", help="measure sample quality (FD-pdcls offline, FID online)")
+    p.add_argument("--model", type=Path, help="trained model folder (from `pddlib train`)")
+    p.add_argument("--n", type=int, default=1000, help="images to generate")
+    p.add_argument("--features", choices=("pdcls", "inception"), default="pdcls",
+                   help="pdcls: offline classifier (FD-pdcls); inception: standard FID")
+    p.add_argument("--steps", type=int, default=25, help="denoising steps")
+    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
+    p.add_argument("--scheduler", default="ddim", help="ddpm, ddim, dpm++, euler, euler-a")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default="openclipart", help="real images: openclipart or a folder")
+    p.add_argument("--prefetch-weights", action="store_true",
+                   help="download the FID Inception weights into the torch cache and exit")
+
+    def run(args: argparse.Namespace) -> int:
+        if args.prefetch_weights:
+            from pddlib.metrics.inception import prefetch_weights
+
+            print(f"FID Inception weights: {prefetch_weights()}")
+            return 0
+        if args.model is None:
+            raise ValueError("--model DIR is required (or --prefetch-weights)")
+        from pddlib.metrics.evaluate import EvalConfig, evaluate_model
+
+        config = EvalConfig(n=args.n, features=args.features, steps=args.steps,
+                            guidance=args.guidance, scheduler=args.scheduler, seed=args.seed,
+                            data=args.data)
+        print(evaluate_model(args.model, config))
+        return 0
+
+    p.set_defaults(func=run)
+
+
 def add_train(sub: argparse._SubParsersAction) -> None:
     """Register `pddlib train`: train a UNet preset on the embedded set or a scraped folder."""
     p = sub.add_parser("train", help="train a diffusion UNet (resumable)")
@@ -136,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pddlib", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"pddlib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_scrape, add_train, add_sample, add_course):
+    for add in (add_scrape, add_train, add_sample, add_eval, add_course):
         add(sub)
     return parser
 

@@ -5,6 +5,8 @@ Pure math on features lives in frechet / kid / prdc; networks in inception / pdc
 image collections into features (batched, cached) in features; the image-level API in quality.
 """
 
+from pddlib.metrics.anchors import blurred, noise_images
+from pddlib.metrics.evaluate import EvalConfig, EvalResult, evaluate_model, generate_samples
 from pddlib.metrics.features import FEATURES, as_uint8, extract_features
 from pddlib.metrics.frechet import (
     FDInfinity,
@@ -27,9 +29,31 @@ from pddlib.metrics.quality import (
 )
 
 __all__ = [
-    "FEATURES", "FDInfinity", "PrecisionRecall", "QualityReport", "as_uint8", "class_agreement",
-    "classify", "extract_features", "fd", "fd_from_features", "fd_infinity",
-    "fd_infinity_from_features", "fd_name", "frechet_distance", "gaussian_stats", "kid",
-    "kid_from_features", "mmd2_unbiased", "precision_recall", "precision_recall_from_features",
+    "FEATURES",
+    "EvalConfig",
+    "EvalResult",
+    "FDInfinity",
+    "PrecisionRecall",
+    "QualityReport",
+    "as_uint8",
+    "blurred",
+    "class_agreement",
+    "classify",
+    "evaluate_model",
+    "extract_features",
+    "fd",
+    "fd_from_features",
+    "fd_infinity",
+    "fd_infinity_from_features",
+    "fd_name",
+    "frechet_distance",
+    "gaussian_stats",
+    "generate_samples",
+    "kid",
+    "kid_from_features",
+    "mmd2_unbiased",
+    "noise_images",
+    "precision_recall",
+    "precision_recall_from_features",
     "quality_report",
 ]

@@ -86,7 +86,7 @@ def fd_infinity_from_features(
     fake = np.asarray(fake)
     if ns is None:
         top = len(fake)
-        ns = sorted({max(2, int(round(top * f))) for f in (0.2, 0.3, 0.4, 0.6, 0.8, 1.0)})
+        ns = sorted({max(2, round(top * f)) for f in (0.2, 0.3, 0.4, 0.6, 0.8, 1.0)})
     ns = tuple(int(n) for n in ns)
     if len(ns) < 2 or max(ns) > len(fake) or min(ns) < 2:
         raise ValueError(f"need >= 2 sample sizes in [2, {len(fake)}], got {ns}")
