@@ -71,3 +71,59 @@ def write_summary(results: list[NotebookResult], path: Path, *, fast: bool) -> N
     lines += ["", f"{'total':<36} {sum(r.seconds for r in results):8.1f} s"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
+
+
+# ---------------------------------------------------------------- a trained model for notebooks
+
+
+def runs_dir() -> Path:
+    """Where course runs live: $PDD_RUNS, else runs/ at the repository root, else ./runs."""
+    if os.environ.get("PDD_RUNS"):
+        return Path(os.environ["PDD_RUNS"])
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "notebooks").is_dir() and (folder / "pddlib").is_dir():
+            return folder / "runs"
+    return Path("runs")
+
+
+def course_config(conditional: bool = True, fast: bool = False):
+    """The TrainConfig of the course model: cpu-tiny's recipe, or the TINY model in FAST mode."""
+    from pddlib.training import recipe, tiny_config
+
+    if fast:
+        return tiny_config(conditional=conditional, max_steps=8, checkpoint_every=8)
+    return recipe("cpu-tiny", conditional=conditional)
+
+
+def course_model(conditional: bool = True, fast: bool | None = None, *, data="openclipart",
+                 runs: Path | None = None):
+    """A trained PDDiffusionPipeline for notebooks 03-07: loaded from runs/ or trained now.
+
+    The run folder's name carries a hash of the training config, so only a compatible, finished
+    run is reused; a half-finished one is resumed. `data` is a source for load_images (its train
+    split) or a datasets.Dataset. FAST mode (PDD_FAST=1) trains the tiny model for a few steps.
+    """
+    import hashlib
+    import json
+
+    from pddlib.training import latest_checkpoint, load_pipeline, train
+
+    fast = os.environ.get("PDD_FAST") == "1" if fast is None else fast
+    config = course_config(conditional, fast)
+    tag = hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    kind = "fast" if fast else config.preset
+    out = (runs or runs_dir()) / f"course-{kind}-{'cond' if conditional else 'uncond'}-{tag}"
+    ckpt = latest_checkpoint(out)
+    done = ckpt is not None and int(ckpt.name.split("-")[1]) >= config.max_steps
+    if done:
+        print(f"Loaded the course model from {out} ({config.max_steps} steps, trained earlier).")
+    else:
+        what = "the tiny FAST-mode model" if fast else f"the {config.preset} course model"
+        verb = f"Resuming {what} in {out} from {ckpt.name}" if ckpt else f"Training {what} into {out}"
+        print(f"{verb}: {config.max_steps} steps (no finished model there yet).")
+        if isinstance(data, (str, Path)):
+            from pddlib.data import load_images
+
+            data = load_images(data, split="train")
+        train(config, data, out, resume=True)
+    return load_pipeline(out)

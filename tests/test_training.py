@@ -207,3 +207,15 @@ def test_cli_train_then_sample(ds, tmp_path: Path, monkeypatch, capsys) -> None:
     assert cli.main(["sample", "--model", str(out), "--label", "green", "--steps", "1",
                      "--out", str(grid)]) == 2
     assert "Unknown class name 'green'" in capsys.readouterr().err
+
+
+def test_course_model_trains_once_then_loads(ds, tmp_path: Path, capsys) -> None:
+    from pddlib.course import course_model
+
+    pipe = course_model(fast=True, data=ds, runs=tmp_path)
+    assert "Training the tiny FAST-mode model" in capsys.readouterr().out
+    assert pipe.class_names == NAMES
+    again = course_model(fast=True, data=ds, runs=tmp_path)
+    assert "Loaded the course model" in capsys.readouterr().out
+    assert torch.equal(again.unet.conv_in.weight, pipe.unet.conv_in.weight)
+    assert len(list(tmp_path.iterdir())) == 1
