@@ -92,6 +92,8 @@ def bad_files() -> list[WikiFile]:
              "Copyrighted": "True", "AttributionRequired": "true",
              "LicenseUrl": "https://creativecommons.org/licenses/by-sa/4.0"}
     dup = pd_file("File:Landscape 0 copy.jpg", 0)  # byte-identical to Landscape 0
+    rescan = io.BytesIO()  # Landscape 3 a little brighter: other bytes, same picture
+    Image.open(io.BytesIO(picture(3))).point(lambda v: min(255, v + 6)).save(rescan, "JPEG")
     return [
         WikiFile("File:Museum photo.jpg", picture(30), cc_by, [ROOT, "CC-BY-SA-4.0"]),
         WikiFile("File:Sitter.jpg", picture(31), dict(PD_META, Restrictions="personality"),
@@ -108,6 +110,7 @@ def bad_files() -> list[WikiFile]:
         pd_file("File:../../etc/Ünïcode ..\\evil.jpg", 38),
         pd_file("File:Holiday photo.jpg", 39, image=picture(39, exif=True)),
         dup,
+        pd_file("File:Landscape 3 rescan.jpg", 3, image=rescan.getvalue()),
     ]
 
 
@@ -208,6 +211,7 @@ def test_protocol_decisions_and_output(tmp_path: Path) -> None:
         "File:Gone.jpg": "skipped / missing page",
         "File:Bomb.png": "skipped / oversized",
         "File:Landscape 0.jpg": "skipped / duplicate",  # sorted after "Landscape 0 copy.jpg"
+        "File:Landscape 3.jpg": "skipped / near-duplicate",  # the rescan came first (root)
     }
     for title, want in bad.items():
         assert got.pop(title) == want, title
@@ -216,7 +220,7 @@ def test_protocol_decisions_and_output(tmp_path: Path) -> None:
     assert summary.rejected == {"attribution required": 2, "restrictions": 1, "non-free": 1,
                                 "deletion requested": 1, "missing metadata": 1}
     assert summary.skipped == {"mime not allowed": 1, "missing page": 1, "oversized": 1,
-                               "duplicate": 1}
+                               "duplicate": 1, "near-duplicate": 1}
     # Output rows: the common schema, labels from the mapping or the category found through.
     meta = rows(out)
     assert len(meta) == 9 == len({r["title"] for r in meta})
@@ -305,16 +309,19 @@ def test_limit_then_rerun(tmp_path: Path) -> None:
 
 
 def test_killed_mid_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) -> None:
+    """kill -9 at any moment: nothing half-written counts, and a rerun ends the same."""
     out = tmp_path / "ds"
     from pddlib.data import commons
 
-    real_replace, calls = commons.os.replace, []
+    real_replace, calls, saved = commons.os.replace, [], {}
 
     def dying_replace(src, dst):
         if Path(dst).parent.name == "images":
             if len(calls) == 1:
-                # The run dies mid-batch: the 1st image stored but not yet in the saved state,
-                # the 2nd written to a temporary file but never renamed.
+                # Die mid-batch: the 1st image stored but not yet in the saved state, the 2nd
+                # written to a temporary file but never renamed. Keep the state as it was on
+                # disk at this moment: a hard kill runs no clean-up code.
+                saved["state"] = (out / "scrape_state.json").read_bytes()
                 raise KeyboardInterrupt
             calls.append(dst)
         real_replace(src, dst)
@@ -323,11 +330,12 @@ def test_killed_mid_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) ->
         monkeypatch.setattr(commons.os, "replace", dying_replace)
         with pytest.raises(KeyboardInterrupt):
             run(server, out)
+        monkeypatch.setattr(commons.os, "replace", real_replace)
+        (out / "scrape_state.json").write_bytes(saved["state"])
         finals = [p for p in (out / "images").iterdir() if not p.name.startswith(".")]
         assert all(Image.open(p).verify() is None for p in finals)
         assert len(calls) == len(finals) == 1
-        assert json.loads((out / "scrape_state.json").read_text())["items"] == {}
-        monkeypatch.setattr(commons.os, "replace", real_replace)
+        assert json.loads(saved["state"])["items"] == {}
         summary = run(server, out)
         fetched = [r.path for r in server.requests_of("image")]
     assert summary.accepted == 7 and len(rows(out)) == 7
@@ -336,6 +344,10 @@ def test_killed_mid_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) ->
     for stored in finals:  # an image stored before the kill is reused, not fetched again
         stem = stored.name.rsplit("-", 1)[0].replace("_", "%20")
         assert sum(stem in path for path in fetched) == 1, stored.name
+    reference = tmp_path / "ref"
+    with wiki() as server:
+        run(server, reference)
+    assert [r["sha1"] for r in rows(reference)] == [r["sha1"] for r in rows(out)]
 
 
 def test_truncated_and_mismatching_downloads_are_never_kept(tmp_path: Path) -> None:

@@ -214,6 +214,31 @@ def dhash(img: Image.Image) -> int:
     return int("".join("1" if b else "0" for b in bits), 2)
 
 
+class HashIndex:
+    """Perceptual hashes of accepted images, searched by Hamming distance in one numpy pass."""
+
+    def __init__(self) -> None:
+        self.hashes = np.zeros(64, dtype=np.uint64)
+        self.titles: list[str] = []
+
+    def add(self, h: int, title: str) -> None:
+        """Remember the hash of one accepted image."""
+        if len(self.titles) == len(self.hashes):
+            self.hashes = np.concatenate([self.hashes, np.zeros_like(self.hashes)])
+        self.hashes[len(self.titles)] = h
+        self.titles.append(title)
+
+    def nearest(self, h: int, max_bits: int) -> tuple[str, int] | None:
+        """(title, distance) of the closest stored hash within max_bits, else None."""
+        n = len(self.titles)
+        if n == 0:
+            return None
+        xor = (self.hashes[:n] ^ np.uint64(h)).view(np.uint8).reshape(n, 8)
+        dist = np.unpackbits(xor, axis=1).sum(axis=1)
+        i = int(dist.argmin())
+        return (self.titles[i], int(dist[i])) if dist[i] <= max_bits else None
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write a file so that readers see the old or the new content, never a torn one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
@@ -288,7 +313,11 @@ class Client:
             r = self.get(self.cfg.api, full, what="Commons API")
             if r.status_code != 200:
                 raise RuntimeError(f"Commons API answered HTTP {r.status_code} for {params}")
-            data = r.json()
+            try:
+                data = r.json()
+            except ValueError:  # an HTML error page from a proxy: transient
+                self._wait(attempt, r, "Commons API (answer is not JSON)")
+                continue
             error = data.get("error")
             if error and error.get("code") in ("maxlag", "ratelimited"):
                 self._wait(attempt, r, "Commons API (replication lag)")
@@ -354,9 +383,13 @@ class Scraper:
         self.state = self._load_state()
         self.items: dict[str, dict] = self.state["items"]
         self.sha1s = {it["sha1"]: t for t, it in self.items.items() if it["status"] == "accepted"}
-        self.hashes = [(it["dhash"], t) for t, it in self.items.items()
-                       if it["status"] == "accepted"]
+        self.hashes = HashIndex()
+        for t, it in self.items.items():
+            if it["status"] == "accepted":
+                self.hashes.add(it["dhash"], t)
+        self.counts = Counter(it["status"] for it in self.items.values())
         self.bar: Any = None
+        self._saves = 0
 
     # -- state -----------------------------------------------------------------------------
     def _load_state(self) -> dict:
@@ -375,10 +408,17 @@ class Scraper:
                 "visited": [licenses.normalize_category(c) for c in self.cfg.categories],
                 "continue": None, "files_done": False, "items": {}}
 
-    def save(self) -> None:
-        """Write the state, then the views derived from it (each file atomically)."""
+    def save(self, views: bool = True) -> None:
+        """Write the state, then (always if `views`, else every 10th call) the derived views.
+
+        Each file is replaced atomically. The views are rebuilt from the state at the start
+        and end of every run, so a view that lags behind after a kill is never a problem.
+        """
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write(self.out / STATE, json.dumps(self.state, ensure_ascii=False).encode())
+        self._saves += 1
+        if not views and self._saves % 10:
+            return
         rows = [it["row"] for it in self.items.values() if it["status"] == "accepted"]
         atomic_write(self.out / METADATA, "".join(
             json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
@@ -410,10 +450,11 @@ class Scraper:
                              "source_url": cand.get("source_url", ""),
                              "license": cand.get("license", ""), "sha1": cand.get("sha1", ""),
                              **extra}
+        self.counts[status] += 1
         if self.bar is not None:
-            s = self.summary()
-            self.bar.set_postfix(accepted=s.accepted, rejected=sum(s.rejected.values()),
-                                 skipped=sum(s.skipped.values()), failed=sum(s.errors.values()),
+            self.bar.set_postfix(accepted=self.counts["accepted"],
+                                 rejected=self.counts["rejected"],
+                                 skipped=self.counts["skipped"], failed=self.counts["failed"],
                                  refresh=False)
 
     # -- the walk --------------------------------------------------------------------------
@@ -425,31 +466,33 @@ class Scraper:
         self.save()  # views catch up with the state if a run died between the two
         from tqdm.auto import tqdm
 
-        with tqdm(total=self.cfg.limit, initial=self.n_accepted, unit="img", desc="scrape",
-                  disable=not self.progress) as self.bar, \
-                ThreadPoolExecutor(self.cfg.max_downloads) as self.pool:
-            st = self.state
-            while st["queue"] and not self.limit_reached():
-                category, depth = st["queue"][0]
-                if not st["files_done"]:
-                    if not self.walk_files(category):
-                        break  # limit reached mid-batch; the batch start is kept in state
-                    st["files_done"] = True
-                    self.save()
-                if depth < self.cfg.depth:
-                    for sub in self.subcategories(category):
-                        key = licenses.normalize_category(sub)
-                        if key not in st["visited"]:
-                            st["visited"].append(key)
-                            st["queue"].append([sub, depth + 1])
-                st["queue"].pop(0)
-                st["continue"], st["files_done"] = None, False
-                self.save()
-            st["done"] = not st["queue"]
-        self.bar = None
-        if st["done"]:
-            self._remove_orphans()
-        self.save()
+        st = self.state
+        try:
+            with tqdm(total=self.cfg.limit, initial=self.n_accepted, unit="img", desc="scrape",
+                      disable=not self.progress) as self.bar, \
+                    ThreadPoolExecutor(self.cfg.max_downloads) as self.pool:
+                while st["queue"] and not self.limit_reached():
+                    category, depth = st["queue"][0]
+                    if not st["files_done"]:
+                        if not self.walk_files(category):
+                            break  # limit reached mid-batch; the batch start stays in state
+                        st["files_done"] = True
+                        self.save(views=False)
+                    if depth < self.cfg.depth:
+                        for sub in self.subcategories(category):
+                            key = licenses.normalize_category(sub)
+                            if key not in st["visited"]:
+                                st["visited"].append(key)
+                                st["queue"].append([sub, depth + 1])
+                    st["queue"].pop(0)
+                    st["continue"], st["files_done"] = None, False
+                    self.save(views=False)
+                st["done"] = not st["queue"]
+            if st["done"]:
+                self._remove_orphans()
+        finally:
+            self.bar = None
+            self.save()  # the views, also when the run dies with an error
         return self.summary()
 
     def subcategories(self, category: str) -> list[str]:
@@ -480,11 +523,11 @@ class Scraper:
                 cont = data["continue"]  # nested iicontinue/clcontinue: same batch, more props
                 continue
             if not self.process_batch(pending, category):
-                self.save()  # keep the batch start: a rerun refetches it, skipping decided files
+                self.save(views=False)  # keep the batch start: a rerun refetches it
                 return False
             pending = {}
             self.state["continue"] = data.get("continue")
-            self.save()
+            self.save(views=False)
             if not self.state["continue"]:
                 return True
             if self.limit_reached():
@@ -593,8 +636,7 @@ class Scraper:
             img, fmt = clean_image(value)
             name = cand["stem"] + (".png" if fmt == "PNG" else ".jpg")
         h = dhash(img)
-        near = next(((t, (h ^ o).bit_count()) for o, t in self.hashes
-                     if (h ^ o).bit_count() <= self.cfg.near_duplicate_bits), None)
+        near = self.hashes.nearest(h, self.cfg.near_duplicate_bits)
         if near:
             self.record(title, "skipped",
                         f"near-duplicate: of {near[0]!r} (dHash distance {near[1]})", cand)
@@ -612,7 +654,7 @@ class Scraper:
                "license_reason": cand["license_reason"], "sha1": cand["sha1"],
                "width": img.width, "height": img.height}
         self.sha1s[cand["sha1"]] = title
-        self.hashes.append((h, title))
+        self.hashes.add(h, title)
         self.record(title, "accepted", cand["license_reason"], cand, row=row, dhash=h)
         if self.bar is not None:
             self.bar.update(1)
