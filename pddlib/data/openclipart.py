@@ -90,7 +90,9 @@ _LICENSE_MENTION = re.compile(
     rb"(?:creativecommons\.org/(?:licenses|publicdomain)|gnu\.org/licenses)/[A-Za-z0-9.\-/]+"
 )
 
-# (class name, folders under usr/share/openclipart/svg, searched recursively).
+# (class name, folders under usr/share/openclipart/svg, searched recursively). Chosen to stay
+# recognisable at 32-64 px with >= 30 images after dedupe; not taken: shapes/stars (mostly
+# generated spirograph rings that collapse to ~30 near-duplicates) and people/smilies (< 30).
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bird", ("animals/birds",)),
     ("bug", ("animals/bugs",)),
@@ -99,11 +101,9 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dessert", ("food/desserts",)),
     ("drink", ("food/beverages",)),
     ("flag", ("signs_and_symbols/flags",)),
-    ("star", ("shapes/stars",)),
     ("arrow", ("shapes/arrows",)),
     ("vehicle", ("transportation/vehicles",)),
     ("roadsign", ("transportation/roadsigns",)),
-    ("smiley", ("people/smilies",)),
     ("building", ("buildings",)),
     ("plant", ("plants",)),
     ("music", ("recreation/music",)),
