@@ -193,7 +193,9 @@ class BuildConfig:
     size: int = 64  # side of the stored square images
     render_side: int = 256  # longest side the SVG is rendered at before cropping/resizing
     margin: float = 0.04  # white border around the cropped drawing, fraction of its side
-    timeout_s: float = 20.0  # per-file render limit; slower files are skipped
+    # Per-file render limit: only a hung or pathological file should reach it. The slowest file
+    # kept needs ~20 s CPU, so a tighter limit would make the output depend on machine load.
+    timeout_s: float = 120.0
     near_dup_threshold: float = 0.02  # mean abs difference on 16x16 pixels, in [0, 1]
     max_per_class: int = 120  # cap so no class dominates (flags, stars)
     min_per_class: int = 30  # a build with a smaller class fails
