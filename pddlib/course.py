@@ -91,8 +91,20 @@ def course_config(conditional: bool = True, fast: bool = False):
     from pddlib.training import recipe, tiny_config
 
     if fast:
-        return tiny_config(conditional=conditional, max_steps=8, checkpoint_every=8)
+        return tiny_config(conditional=conditional, max_steps=8, checkpoint_every=8,
+                           sample_every=4)
     return recipe("cpu-tiny", conditional=conditional)
+
+
+def course_run_dir(config, runs: Path | None = None) -> Path:
+    """The run folder of a course config: runs/course-<kind>-<cond>-<hash of the config>."""
+    import hashlib
+    import json
+
+    tag = hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    kind = "fast" if config.model is not None else config.preset
+    cond = "cond" if config.conditional else "uncond"
+    return (runs or runs_dir()) / f"course-{kind}-{cond}-{tag}"
 
 
 def course_model(conditional: bool = True, fast: bool | None = None, *, data="openclipart",
@@ -103,16 +115,11 @@ def course_model(conditional: bool = True, fast: bool | None = None, *, data="op
     run is reused; a half-finished one is resumed. `data` is a source for load_images (its train
     split) or a datasets.Dataset. FAST mode (PDD_FAST=1) trains the tiny model for a few steps.
     """
-    import hashlib
-    import json
-
     from pddlib.training import latest_checkpoint, load_pipeline, train
 
     fast = os.environ.get("PDD_FAST") == "1" if fast is None else fast
     config = course_config(conditional, fast)
-    tag = hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-    kind = "fast" if fast else config.preset
-    out = (runs or runs_dir()) / f"course-{kind}-{'cond' if conditional else 'uncond'}-{tag}"
+    out = course_run_dir(config, runs)
     ckpt = latest_checkpoint(out)
     done = ckpt is not None and int(ckpt.name.split("-")[1]) >= config.max_steps
     if done:

@@ -43,8 +43,10 @@ class ModelConfig:
 
 PRESETS: dict[str, ModelConfig] = {
     # Sized for the 15-minute CPU target (see benchmarks/RESULTS.md for what was measured).
-    "cpu-tiny": ModelConfig(sample_size=32, block_out_channels=(32, 64, 128),
-                            attention=(False, False, True), layers_per_block=1),
+    # Four levels (32-16-8-4 px) cost about as much as three with attention at 8 px, and give
+    # the global view recognisable shapes need; attention only at 4 px, where it is cheap.
+    "cpu-tiny": ModelConfig(sample_size=32, block_out_channels=(32, 64, 128, 128),
+                            attention=(False, False, False, True), layers_per_block=1),
     # A Colab T4 (16 GB, ~8 TFLOP/s fp32, fp16 tensor cores): 64 px, attention at 16 and 8 px.
     "colab-t4": ModelConfig(sample_size=64, block_out_channels=(64, 128, 256, 256),
                             attention=(False, False, True, True), layers_per_block=2,
@@ -118,3 +120,16 @@ def null_class(unet: UNet2DModel) -> int | None:
 def count_parameters(model: torch.nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def training_flops(config: ModelConfig, n_classes: int = 0) -> int:
+    """FLOPs of one training image (forward + backward), counted on the meta device (no compute)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        unet = build_unet(config, [str(i) for i in range(n_classes)] or None)
+        x = torch.randn(1, 3, config.sample_size, config.sample_size)
+        labels = torch.zeros(1, dtype=torch.long) if n_classes else None
+        with FlopCounterMode(display=False) as counter:
+            unet(x, torch.tensor([10]), class_labels=labels).sample.sum().backward()
+    return counter.get_total_flops()
