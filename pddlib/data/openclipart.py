@@ -51,6 +51,15 @@ def read_arrays(path: str | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
 
 def load(path: str | None = None) -> datasets.Dataset:
     """Return the embedded clip-art set as a `datasets.Dataset` with the common schema."""
+    # Encoding 1 000+ images into Arrow takes a second or two; do it once per process and hand
+    # out fresh views, so a caller's set_format/set_transform never reaches the next caller.
+    cached = build_dataset(path)
+    return cached.select(range(len(cached)))
+
+
+@lru_cache(maxsize=2)
+def build_dataset(path: str | None = None) -> datasets.Dataset:
+    """Build the Arrow-backed dataset from the embedded arrays (cached; use `load`)."""
     images, labels, meta = read_arrays(path)
     records = meta["records"]
     columns: dict[str, list] = {name: [r[name] for r in records] for name in records[0]}
