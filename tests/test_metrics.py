@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from PIL import Image, ImageFilter
 
 from pddlib import metrics
 from pddlib.metrics import features as feat
@@ -77,7 +76,7 @@ def test_fd_infinity_removes_most_of_the_small_sample_bias() -> None:
 def test_mmd2_unbiased_matches_explicit_sums() -> None:
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(5, 3)), rng.normal(size=(4, 3)) + 1
-    k = lambda a, b: (a @ b / 3 + 1) ** 3  # noqa: E731
+    k = lambda a, b: (a @ b / 3 + 1) ** 3
     xx = sum(k(x[i], x[j]) for i in range(5) for j in range(5) if i != j) / 20
     yy = sum(k(y[i], y[j]) for i in range(4) for j in range(4) if i != j) / 12
     xy = sum(k(x[i], y[j]) for i in range(5) for j in range(4)) / 20
@@ -210,3 +209,140 @@ def test_weights_load_from_the_cache_with_weights_only(offline, monkeypatch) -> 
     model = inception.load_fid_inception()
     assert torch.equal(model.Mixed_6e.branch7x7_2.conv.weight, state["Mixed_6e.branch7x7_2.conv.weight"])
     assert not model.training
+
+
+# --- pdcls on the embedded set, image inputs, cache, CLI ------------------------------------
+
+@pytest.fixture(scope="module")
+def clipart():
+    """The embedded clip art: (train, held-out) splits."""
+    from pddlib.data import load_images
+
+    return load_images("openclipart", split="train"), load_images("openclipart", split="heldout")
+
+
+@pytest.fixture(scope="module")
+def train_features(clipart) -> np.ndarray:
+    """pdcls features of the training split, computed once for the module."""
+    return metrics.extract_features(clipart[0], progress=False)
+
+
+def test_pdcls_reproduces_its_recorded_heldout_accuracy(clipart) -> None:
+    _, held = clipart
+    info = pdcls.info()
+    assert list(info.class_names) == held.features["label"].names
+    assert info.n_heldout == len(held)
+    pred, probs = metrics.classify(held)
+    assert probs.shape == (len(held), len(info.class_names))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    accuracy = float((pred == np.asarray(held["label"])).mean())
+    assert accuracy == pytest.approx(info.heldout_accuracy, abs=1e-3)
+    assert (pdcls.package_file(pdcls.WEIGHTS).stat().st_size) < 5e6
+
+
+def test_class_agreement_takes_names_or_indices(clipart) -> None:
+    _, held = clipart
+    sub = held.select(range(24))
+    names = held.features["label"].names
+    by_index = metrics.class_agreement(sub, sub["label"])
+    assert metrics.class_agreement(sub, [names[i] for i in sub["label"]]) == by_index
+    wrong = [(y + 1) % len(names) for y in sub["label"]]
+    assert metrics.class_agreement(sub, wrong) < by_index
+    with pytest.raises(ValueError, match="pdcls knows only"):
+        metrics.class_agreement(sub.select([0]), ["unicorn"])
+
+
+def test_fd_ranks_heldout_below_blurred_below_noise(clipart, train_features, tmp_path,
+                                                    monkeypatch) -> None:
+    _, held = clipart
+    n = min(64, len(held))
+    real = metrics.as_uint8(held.shuffle(seed=0).select(range(n)), size=32)
+    candidates = [real, metrics.blurred(real, radius=1.5),
+                  metrics.noise_images(n, 32, torch.Generator().manual_seed(0))]
+    fds = [metrics.fd_from_features(train_features, metrics.extract_features(x, progress=False))
+           for x in candidates]
+    assert fds[0] < fds[1] < fds[2]
+    # The image-level API gives the same number (real features here come from the cache).
+    monkeypatch.setenv("PDD_CACHE_DIR", str(tmp_path))
+    held_small = held.select(range(40))
+    assert metrics.fd(held_small, real, progress=False) == pytest.approx(metrics.fd_from_features(
+        metrics.extract_features(held_small, progress=False),
+        metrics.extract_features(real, progress=False)), rel=1e-12)
+
+
+def test_kid_of_two_real_samples_is_near_zero_and_of_noise_large(train_features) -> None:
+    f = train_features
+    order = np.random.default_rng(0).permutation(len(f))
+    half = len(f) // 2
+    same_mean, same_std = kid_from_features(f[order[:half]], f[order[half:2 * half]],
+                                            subset_size=200, n_subsets=50)
+    noise_f = metrics.extract_features(metrics.noise_images(200, 32, torch.Generator().manual_seed(1)),
+                                       progress=False)
+    noise_mean, _ = kid_from_features(f, noise_f, subset_size=200, n_subsets=50)
+    assert abs(same_mean) < 3 * same_std + 1e-3
+    assert noise_mean > 50 * max(abs(same_mean), same_std)
+
+
+def test_every_image_kind_gives_the_same_features(clipart) -> None:
+    _, held = clipart
+    sub = held.select(range(6))
+    arr = metrics.as_uint8(sub, size=32)
+    assert arr.shape == (6, 32, 32, 3) and arr.dtype == np.uint8
+    ref = metrics.extract_features(sub, progress=False)
+    for kind in (list(sub["image"]), arr, torch.from_numpy(arr)):
+        np.testing.assert_array_equal(metrics.extract_features(kind, progress=False), ref)
+    with pytest.raises(ValueError, match="uint8"):
+        metrics.as_uint8(arr.astype(np.float32))
+
+
+def test_feature_cache_round_trip(clipart, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PDD_CACHE_DIR", str(tmp_path))
+    _, held = clipart
+    sub = held.select(range(10))
+    first = metrics.extract_features(sub, cache=True, progress=False)
+    assert len(list((tmp_path / "features").glob("pdcls-*.npy"))) == 1
+
+    def recompute(self, batch):
+        raise AssertionError("features were recomputed instead of read from the cache")
+
+    monkeypatch.setattr(feat.Extractor, "__call__", recompute)
+    np.testing.assert_array_equal(metrics.extract_features(sub, cache=True, progress=False), first)
+    arr = metrics.as_uint8(sub, size=32)
+    changed = arr.copy()
+    changed[0, 0, 0, 0] ^= 1
+    assert feat.fingerprint(arr) != feat.fingerprint(changed)
+
+
+def save_tiny_model(folder) -> None:
+    """A random tiny class-conditional pipeline folder that knows the embedded classes."""
+    from diffusers import DDPMScheduler
+
+    from pddlib.models import TINY, build_unet
+    from pddlib.pipeline import PDDiffusionPipeline
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        unet = build_unet(TINY, list(pdcls.info().class_names))
+    PDDiffusionPipeline(unet, DDPMScheduler(num_train_timesteps=1000)).save_pretrained(folder)
+
+
+def test_pddlib_eval_prints_all_scores(tmp_path, capsys, monkeypatch) -> None:
+    from pddlib import cli
+
+    monkeypatch.setenv("PDD_CACHE_DIR", str(tmp_path / "cache"))
+    save_tiny_model(tmp_path / "model")
+    rc = cli.main(["eval", "--model", str(tmp_path / "model"), "--n", "8", "--steps", "2"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    for word in ("FD-pdcls", "KID", "precision", "recall", "class agreement", "8 generated"):
+        assert word in out
+    assert "FID" not in out
+
+
+def test_pddlib_eval_inception_offline_fails_before_sampling(offline, capsys) -> None:
+    from pddlib import cli
+
+    save_tiny_model(offline / "model")
+    rc = cli.main(["eval", "--model", str(offline / "model"), "--features", "inception"])
+    err = capsys.readouterr().err
+    assert rc == 2 and inception.FILENAME in err and "--prefetch-weights" in err

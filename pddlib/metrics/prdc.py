@@ -42,6 +42,18 @@ def coverage_fraction(manifold: np.ndarray, queries: np.ndarray, k: int) -> floa
     return float(inside.any(dim=1).double().mean())
 
 
-def precision_recall_from_features(real: np.ndarray, fake: np.ndarray, k: int = 3) -> PrecisionRecall:
-    """Improved precision and recall of fake (M, D) against real (N, D) features."""
+def precision_recall_from_features(
+    real: np.ndarray, fake: np.ndarray, k: int = 3, *, balance: bool = True, seed: int = 0
+) -> PrecisionRecall:
+    """Improved precision and recall of fake (M, D) against real (N, D) features.
+
+    balance: randomly subsample the larger set to the smaller one's size first. Ball radii
+    shrink as a set grows, so with unequal sizes the two fractions are not on the same footing
+    (the paper uses equal sizes).
+    """
+    if balance and len(real) != len(fake):
+        rng = np.random.default_rng(seed)
+        n = min(len(real), len(fake))
+        real = real[np.sort(rng.choice(len(real), n, replace=False))] if len(real) > n else real
+        fake = fake[np.sort(rng.choice(len(fake), n, replace=False))] if len(fake) > n else fake
     return PrecisionRecall(coverage_fraction(real, fake, k), coverage_fraction(fake, real, k), k)

@@ -58,9 +58,14 @@ def kid(
     return kid_from_features(f_real, f_fake, subset_size=subset_size, n_subsets=n_subsets, seed=seed)
 
 
-def precision_recall(real, fake, features: str = "pdcls", *, k: int = 3, **kw) -> PrecisionRecall:
-    """k-NN precision (realism) and recall (coverage) of generated against real images."""
-    return precision_recall_from_features(*feature_pair(real, fake, features, **kw), k=k)
+def precision_recall(
+    real, fake, features: str = "pdcls", *, k: int = 3, seed: int = 0, **kw,
+) -> PrecisionRecall:
+    """k-NN precision (realism) and recall (coverage) of generated against real images.
+
+    The larger set is subsampled (seeded) to the smaller one's size, as in the paper.
+    """
+    return precision_recall_from_features(*feature_pair(real, fake, features, **kw), k=k, seed=seed)
 
 
 def fd_infinity(
@@ -104,6 +109,6 @@ def quality_report(
     f_real, f_fake = feature_pair(real, fake, features, **kw)
     kid_mean, kid_std = kid_from_features(f_real, f_fake, subset_size=kid_subset_size,
                                           n_subsets=kid_subsets, seed=seed)
-    pr = precision_recall_from_features(f_real, f_fake, k=k)
+    pr = precision_recall_from_features(f_real, f_fake, k=k, seed=seed)
     return QualityReport(features, len(f_real), len(f_fake), fd_from_features(f_real, f_fake),
                          kid_mean, kid_std, pr.precision, pr.recall)
