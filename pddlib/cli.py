@@ -1,4 +1,4 @@
-"""The `pddlib` command: scrape, train, sample, eval, course.
+"""The `pddlib` command: scrape, train, sample, eval, card, course.
 
 Each subcommand lives in its own `add_<name>(subparsers)` function that registers a parser and
 sets `func`; argparse stays here, the library functions take frozen configs or plain arguments.
@@ -90,7 +90,13 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         config = EvalConfig(n=args.n, features=args.features, steps=args.steps,
                             guidance=args.guidance, scheduler=args.scheduler, seed=args.seed,
                             data=args.data)
-        print(evaluate_model(args.model, config))
+        result = evaluate_model(args.model, config)
+        print(result)
+        from pddlib.provenance import eval_metrics, record_metrics
+
+        record_metrics(args.model, eval_metrics(result))  # the model card reports it
+        print(f"recorded in {args.model / 'metrics.json'}; `pddlib card --model {args.model}` "
+              "puts it in the model card")
         return 0
 
     p.set_defaults(func=run)
@@ -165,12 +171,34 @@ def add_sample(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def add_card(sub: argparse._SubParsersAction) -> None:
+    """Register `pddlib card`: (re)write a model folder's model card from what it records."""
+    p = sub.add_parser("card", help="write the model card (README.md) of a trained model")
+    p.add_argument("--model", type=Path, required=True, help="folder written by `pddlib train`")
+    p.add_argument("--license", default="cc0-1.0", help="licence of the weights (HF identifier)")
+
+    def run(args: argparse.Namespace) -> int:
+        from pddlib.provenance import read_manifest, verify_manifest, write_card
+
+        if not (args.model / "train_config.json").is_file():
+            raise FileNotFoundError(f"{args.model} is not a model folder written by `pddlib "
+                                    "train` (no train_config.json).")
+        path = write_card(args.model, license=args.license)
+        failures = verify_manifest(read_manifest(args.model))
+        print(f"wrote {path}; manifest: "
+              + (f"{len(failures)} rows FAIL the public-domain check" if failures
+                 else "every image public domain / CC0 with a recorded reason"))
+        return 1 if failures else 0
+
+    p.set_defaults(func=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser with every subcommand registered."""
     parser = argparse.ArgumentParser(prog="pddlib", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"pddlib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_scrape, add_train, add_sample, add_eval, add_course):
+    for add in (add_scrape, add_train, add_sample, add_eval, add_card, add_course):
         add(sub)
     return parser
 

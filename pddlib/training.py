@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 from pddlib.data.transforms import to_tensor
 from pddlib.models import ModelConfig, build_unet, get_preset, null_class
 from pddlib.pipeline import PDDiffusionPipeline, set_scheduler
+from pddlib.provenance import write_card, write_provenance
 
 CHECKPOINTS = "checkpoints"
 CONFIG_FILE = "train_config.json"
@@ -355,6 +356,7 @@ def save_pipeline(out_dir: Path, unet: UNet2DModel, ema: EMAModel, config: Train
     ema.copy_to(ema_unet.parameters())
     PDDiffusionPipeline(ema_unet, noise_scheduler(config)).save_pretrained(out_dir)
     (out_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=1), encoding="utf-8")
+    write_card(out_dir)  # the model card follows the weights (steps, hours, metrics so far)
 
 
 def sample_grid(unet: UNet2DModel, config: TrainConfig, path: Path) -> None:
@@ -451,6 +453,9 @@ def train(
     if accelerator.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=1), "utf-8")
+        # Provenance: exactly which images (and licences) this model learns from, and on what.
+        write_provenance(out_dir, dataset, device=accelerator.device, processes=world,
+                         start_step=start, mixed_precision=accelerator.mixed_precision)
         # Drop log lines past the checkpoint we resume from: they will be recomputed.
         old = log_path.read_text("utf-8").splitlines() if log_path.exists() else []
         kept = [ln for ln in old if ln.strip() and json.loads(ln)["step"] <= start]

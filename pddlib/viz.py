@@ -192,3 +192,26 @@ def _slider(render_fn: Callable[[Axes, Any], None], values: Sequence[Any], name:
     slider.observe(redraw, names="value")
     redraw()
     return widgets.VBox([slider, out])
+
+
+def closest_pairs(samples: np.ndarray, train: np.ndarray, index: Sequence[int],
+                  distance: Sequence[float], *, flipped: Sequence[bool] | None = None,
+                  n: int = 8, size: float = 1.3, title: str | None = None) -> NotebookFigure:
+    """The n samples closest to a training image (top row) above their nearest training image.
+
+    samples, train: uint8 (N, S, S, 3) / (M, S, S, 3); index, distance: each sample's nearest
+    training row and its distance. A match found through the mirror image is shown mirrored.
+    """
+    order = np.argsort(np.asarray(distance), kind="stable")[:n]
+    fig, axes = new_figure(2, max(1, len(order)), panel=(size, size))
+    for col, i in enumerate(order):
+        match = train[index[i]]
+        mirrored = flipped is not None and bool(flipped[i])
+        show_image(axes[0, col], Image.fromarray(samples[i]), f"sample {i}")
+        show_image(axes[1, col], Image.fromarray(np.ascontiguousarray(
+            match[:, ::-1] if mirrored else match)),
+            f"train {index[i]}{' (mirror)' if mirrored else ''}\nd={distance[i]:.3f}")
+    if title:
+        fig.suptitle(title)
+    return fig
+

@@ -27,16 +27,26 @@ from pddlib.metrics.quality import (
     precision_recall,
     quality_report,
 )
+from pddlib.metrics.replication import (
+    CopyCheck,
+    ReplicationReport,
+    check_copies,
+    measure_replication,
+    replication,
+)
 
 __all__ = [
     "FEATURES",
+    "CopyCheck",
     "EvalConfig",
     "EvalResult",
     "FDInfinity",
     "PrecisionRecall",
     "QualityReport",
+    "ReplicationReport",
     "as_uint8",
     "blurred",
+    "check_copies",
     "class_agreement",
     "classify",
     "evaluate_model",
@@ -51,9 +61,11 @@ __all__ = [
     "generate_samples",
     "kid",
     "kid_from_features",
+    "measure_replication",
     "mmd2_unbiased",
     "noise_images",
     "precision_recall",
     "precision_recall_from_features",
     "quality_report",
+    "replication",
 ]

@@ -1,0 +1,82 @@
+"""SSCD copy-detection descriptors (Pizzi et al. 2022), optional: only from the local torch cache.
+
+The replication study (Somepalli et al. 2023) scores copies with SSCD: a ResNet-50 trained so
+that an image and its edited copies (crops, flips, colour changes, overlays) land close together.
+Its weights are a TorchScript file Meta publishes; pddlib never downloads it by itself. Put the
+file in the torch hub cache (`prefetch_weights()` on a machine with internet, or copy it there)
+and `replication(...)` adds the "sscd" space; without it the course uses pixels and pdcls.
+TorchScript archives are loaded with torch.jit.load, which runs no Python code from the file.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FILENAME = "sscd_disc_mixup.torchscript.pt"
+URL = f"https://dl.fbaipublicfiles.com/sscd-copy-detection/{FILENAME}"
+INPUT_SIZE = 288  # SSCD's evaluation resolution (the short side)
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet normalisation
+
+
+def weights_path() -> Path:
+    """Where the SSCD weights belong: <torch hub dir>/checkpoints/sscd_disc_mixup.torchscript.pt."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / FILENAME
+
+
+def find_weights() -> Path | None:
+    """The cached SSCD weights file, or None."""
+    path = weights_path()
+    return path if path.is_file() else None
+
+
+def missing_message() -> str:
+    """Why SSCD was skipped, and how to enable it."""
+    return (f"the SSCD weights are not in the local torch cache ({weights_path()}); pddlib never "
+            f"downloads them by itself. To add the 'sscd' space, run "
+            f"`python -c 'from pddlib.metrics.sscd import prefetch_weights; prefetch_weights()'` "
+            f"on a machine with internet (or download {URL} into that folder).")
+
+
+def prefetch_weights(progress: bool = True) -> Path:
+    """Download the SSCD weights into the torch hub cache (needs internet); return the path."""
+    found = find_weights()
+    if found is not None:
+        return found
+    path = weights_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.hub.download_url_to_file(URL, str(path), progress=progress)
+    return path
+
+
+@lru_cache(maxsize=2)
+def load_sscd(device: str = "cpu") -> torch.jit.ScriptModule:
+    """The SSCD network from the local cache, in eval mode on `device`."""
+    path = find_weights()
+    if path is None:
+        raise FileNotFoundError("SSCD is unavailable: " + missing_message())
+    return torch.jit.load(str(path), map_location=device).eval()
+
+
+@torch.no_grad()
+def sscd_features(images_uint8: np.ndarray, *, batch_size: int = 32, progress: bool = False,
+                  device: str | None = None) -> np.ndarray:
+    """L2-normalised SSCD descriptors (N, 512) of uint8 images (N, H, W, 3)."""
+    from tqdm.auto import tqdm
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_sscd(device)
+    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+    out = []
+    for i in tqdm(range(0, len(images_uint8), batch_size), desc="features (sscd)",
+                  disable=not progress):
+        x = torch.from_numpy(np.ascontiguousarray(images_uint8[i:i + batch_size])).to(device)
+        x = x.permute(0, 3, 1, 2).float() / 255.0
+        x = torch.nn.functional.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear",
+                                            align_corners=False, antialias=True)
+        out.append(torch.nn.functional.normalize(model((x - mean) / std), dim=1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 512), np.float32)

@@ -1,0 +1,116 @@
+"""Replication scores: copies (also mirrored) are found, random samples are not, the background."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pddlib.metrics import check_copies, replication
+from pddlib.metrics.replication import RATIO, Neighbours
+
+
+@pytest.fixture(autouse=True)
+def feature_cache(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PDD_CACHE_DIR", str(tmp_path / "cache"))  # keep ~/.cache clean
+
+
+def random_images(n: int, seed: int, size: int = 8) -> np.ndarray:
+    """n random uint8 images (n, size, size, 3)."""
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def train() -> np.ndarray:
+    return random_images(12, seed=0)
+
+
+def test_an_exact_copy_is_found_at_distance_zero(train) -> None:
+    samples = np.stack([train[3], random_images(1, seed=1)[0]])
+    report = replication(samples, train, spaces=("pixel", "pdcls"), background=False)
+    for space in ("pixel", "pdcls"):
+        nb = report[space].neighbours
+        assert nb.index[0, 0] == 3
+        assert nb.distance[0, 0] == pytest.approx(0.0, abs=1e-6)
+        assert nb.ratio[0] < RATIO
+        assert nb.distance.shape == (2, 2)
+    assert report["pixel"].ratio_fraction == 0.5
+    assert report["pixel"].above_fraction == 0.5
+
+
+def test_pixel_distance_is_rms_on_unit_values() -> None:
+    black = np.zeros((1, 8, 8, 3), np.uint8)
+    train = np.stack([np.full((8, 8, 3), 255, np.uint8), np.full((8, 8, 3), 51, np.uint8)])
+    nb = replication(black, train, spaces=("pixel",), background=False)["pixel"].neighbours
+    assert nb.index[0].tolist() == [1, 0]
+    np.testing.assert_allclose(nb.distance[0], [0.2, 1.0], atol=1e-6)
+    assert nb.ratio[0] == pytest.approx(0.2)
+
+
+def test_a_mirrored_copy_is_found_through_flips(train) -> None:
+    mirrored = train[5:6, :, ::-1]
+    rep = replication(mirrored, train, spaces=("pixel",), background=False)["pixel"]
+    assert rep.neighbours.index[0, 0] == 5 and rep.neighbours.flipped[0, 0]
+    assert rep.neighbours.distance[0, 0] == pytest.approx(0.0, abs=1e-6)
+    no_flips = replication(mirrored, train, spaces=("pixel",), flips=False, background=False)
+    assert no_flips["pixel"].neighbours.distance[0, 0] > 0.2
+
+
+def test_random_samples_are_not_flagged(train) -> None:
+    samples = random_images(6, seed=2)
+    report = replication(samples, train, spaces=("pixel", "pdcls"), background=False)
+    assert report["pixel"].ratio_fraction == 0.0 and report["pixel"].above_fraction == 0.0
+    assert check_copies(samples, train).ok
+
+
+def test_background_counts_duplicates_in_the_training_set(train) -> None:
+    dup = np.concatenate([train, train[2:3]])  # row 12 duplicates row 2
+    rep = replication(random_images(3, seed=3), dup, spaces=("pixel",))["pixel"]
+    bg = rep.background
+    assert bg.distance.shape == (13, 2)
+    assert bg.index[2, 0] == 12 and bg.index[12, 0] == 2  # never itself
+    assert rep.background_ratio_fraction == pytest.approx(2 / 13)
+    assert rep.summary()["background_above_fraction"] == pytest.approx(2 / 13)
+    sub = replication(random_images(3, seed=3), dup, spaces=("pixel",), background_max=5)
+    assert len(sub["pixel"].background.distance) == 5
+
+
+def test_check_copies_flags_the_copy_only(train) -> None:
+    samples = np.stack([random_images(1, seed=4)[0], train[7]])
+    check = check_copies(samples, train, threshold=0.9)
+    assert check.flagged.tolist() == [False, True] and check.index[1] == 7
+    assert "1 of 2 samples" in str(check) and "training row 7" in str(check)
+
+
+def test_sscd_is_skipped_with_a_message_when_not_cached(train, tmp_path, monkeypatch) -> None:
+    from pddlib.metrics import sscd
+
+    monkeypatch.setattr(sscd, "weights_path", lambda: tmp_path / "nothing-here.pt")
+    with pytest.warns(UserWarning, match="SSCD skipped"):
+        report = replication(train[:2], train, spaces=("pixel", "sscd"), background=False)
+    assert list(report.spaces) == ["pixel"] and "never downloads" in report.skipped["sscd"]
+    assert "sscd: skipped" in str(report)
+    with pytest.raises(KeyError, match="torch cache"):
+        report["sscd"]
+    assert "sscd" not in replication(train[:2], train, background=False).spaces  # default
+
+
+def test_ratio_of_an_exact_copy_among_duplicates_is_zero() -> None:
+    nb = Neighbours("pixel", np.array([[0, 1]]), np.array([[0.0, 0.0]]), np.zeros((1, 2), bool))
+    assert nb.ratio[0] == 0.0
+
+
+def test_closest_pairs_grid(train) -> None:
+    samples = np.stack([train[1], random_images(1, seed=5)[0], train[4]])
+    fig = replication(samples, train, spaces=("pixel",), background=False)["pixel"].grid(
+        samples, train, n=2)
+    axes = fig.get_axes()
+    assert len(axes) == 4
+    titles = [ax.get_title() for ax in axes]
+    assert titles[:2] == ["sample 0", "sample 2"] and titles[2].startswith("train 1")
+
+
+def test_bad_input_gives_one_clear_message(train) -> None:
+    with pytest.raises(ValueError, match="unknown spaces"):
+        replication(train[:1], train, spaces=("ssim",))
+    with pytest.raises(ValueError, match="at least two training images"):
+        replication(train[:1], train[:1])
