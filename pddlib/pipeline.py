@@ -129,9 +129,11 @@ class PDDiffusionPipeline(DiffusionPipeline):
             raise ValueError(
                 f"latents have shape {tuple(latents.shape)}, but this model makes {size}x{size} "
                 f"images: pass latents of shape {shape} (the model was trained at {size} px).")
+        # Set the timesteps first: init_noise_sigma of Euler-type schedulers depends on them
+        # (scaling by the previous call's value would make results depend on call order).
+        scheduler.set_timesteps(num_inference_steps, device=device)
         latents = latents.to(device=device, dtype=unet.dtype) * scheduler.init_noise_sigma
 
-        scheduler.set_timesteps(num_inference_steps, device=device)
         for i, t in enumerate(self.progress_bar(scheduler.timesteps)):
             x_in = torch.cat([latents, latents]) if guided else latents
             x_in = scheduler.scale_model_input(x_in, t)

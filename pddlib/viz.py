@@ -215,3 +215,121 @@ def closest_pairs(samples: np.ndarray, train: np.ndarray, index: Sequence[int],
         fig.suptitle(title)
     return fig
 
+
+# ---------------------------------------------------------------- sampling figures (notebook 04)
+
+
+def image_rows(rows: dict[str, torch.Tensor | Sequence[Image.Image]],
+               col_labels: dict[str, Sequence[str]] | Sequence[str] | None = None, *,
+               size: float = 1.3, title: str | None = None) -> NotebookFigure:
+    """One row of images per entry of `rows` (name -> images), the name written on the left.
+
+    col_labels: one list of titles for every row, or a list per row name (rows may differ in
+    length, e.g. DDPM's step counts beside DDIM's).
+    """
+    ims = {name: as_pil_list(images) for name, images in rows.items()}
+    ncols = max(len(v) for v in ims.values())
+    fig, axes = new_figure(len(ims), ncols, panel=(size, size))
+    for r, (name, row) in enumerate(ims.items()):
+        labels = col_labels.get(name) if isinstance(col_labels, dict) else col_labels
+        for c in range(ncols):
+            ax = axes[r, c]
+            if c < len(row):
+                show_image(ax, row[c], labels[c] if labels is not None else None)
+            else:
+                ax.set_axis_off()
+        # set_axis_off hides the y label too: write the row name as text left of the first image.
+        axes[r, 0].text(-0.08, 0.5, name, transform=axes[r, 0].transAxes, ha="right",
+                        va="center", fontsize=10)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def line_charts(table: Any, x: str, ys: Sequence[str], by: str | None = None, *,
+                titles: Sequence[str] | None = None, logx: bool = False,
+                panel: tuple[float, float] = (4.0, 3.0)) -> NotebookFigure:
+    """One panel per column in `ys` of a pandas table, plotted against `x`, a line per `by` value."""
+    fig, axes = new_figure(1, len(ys), panel=panel)
+    groups = list(table.groupby(by, sort=False)) if by else [(None, table)]
+    for j, y in enumerate(ys):
+        ax = axes[0, j]
+        for key, part in groups:
+            part = part.sort_values(x)
+            ax.plot(part[x], part[y], marker="o", label=None if key is None else str(key))
+        ax.set(xlabel=x, ylabel=y, title=titles[j] if titles else y)
+        if logx:
+            ax.set_xscale("log")
+        if by:
+            ax.legend(fontsize=8)
+    return fig
+
+
+def trajectory_strip(traj: Any, index: int = 0, *, size: float = 1.3,
+                     title: str | None = None) -> NotebookFigure:
+    """x_t (top row) and predicted x0 (bottom row) at each recorded step of a Trajectory."""
+    fig, axes = new_figure(2, len(traj.steps), panel=(size, size))
+    for j, (i, t) in enumerate(zip(traj.steps, traj.timesteps)):
+        show_image(axes[0, j], traj.x_t[j, index].clamp(-1, 1),
+                   f"step {i + 1}/{traj.num_inference_steps}\nt={t}")
+        show_image(axes[1, j], traj.x0[j, index].clamp(-1, 1))
+    axes[0, 0].text(-0.08, 0.5, "x_t", transform=axes[0, 0].transAxes, ha="right", va="center")
+    axes[1, 0].text(-0.08, 0.5, "x0 guess", transform=axes[1, 0].transAxes, ha="right",
+                    va="center")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def trajectory_gif(traj: Any, path: str | os.PathLike, index: int = 0, *, scale: int = 4,
+                   ms_per_frame: int = 300) -> Image.Image:
+    """Save an animated GIF of x_t beside predicted x0 over the recorded steps; return frame 0."""
+    frames = []
+    for j in range(len(traj.steps)):
+        pair = torch.stack([traj.x_t[j, index], traj.x0[j, index]]).clamp(-1, 1)
+        frame = pil_grid(pair, nrow=2)
+        frames.append(frame.resize((frame.width * scale, frame.height * scale), Image.NEAREST))
+    durations = [ms_per_frame] * (len(frames) - 1) + [4 * ms_per_frame]  # linger on the end
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    return frames[0]
+
+
+def controls_or_static(render_fn: Callable[..., None], controls: dict[str, Sequence[Any]],
+                       examples: Sequence[dict[str, Any]], *,
+                       panel: tuple[float, float] = (3.0, 3.0)) -> Any:
+    """Widgets for several knobs re-rendering `render_fn(ax, **values)`, or a static figure.
+
+    controls: knob name -> the values it can take (strings give a dropdown, numbers a slider;
+    the first value is the start). Headless (see `has_widget_frontend`) the figure shows one
+    panel per entry of `examples` (each a full {knob: value} dict) instead.
+    """
+    if not has_widget_frontend():
+        fig, axes = new_figure(1, len(examples), panel=panel)
+        for ax, values in zip(axes.flat, examples):
+            render_fn(ax, **values)
+        return fig
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    knobs = {}
+    for name, options in controls.items():
+        options = list(options)
+        if all(isinstance(o, str) for o in options):
+            knobs[name] = widgets.Dropdown(options=options, value=options[0], description=name)
+        else:
+            knobs[name] = widgets.SelectionSlider(options=options, value=options[0],
+                                                  description=name, continuous_update=False)
+    out = widgets.Output()
+
+    def redraw(_change: Any = None) -> None:
+        fig, axes = new_figure(1, 1, panel=panel)
+        render_fn(axes[0, 0], **{k: w.value for k, w in knobs.items()})
+        with out:
+            out.clear_output(wait=True)
+            display(fig)
+
+    for w in knobs.values():
+        w.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([*knobs.values(), out])
