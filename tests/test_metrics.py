@@ -326,12 +326,11 @@ def save_tiny_model(folder) -> None:
     PDDiffusionPipeline(unet, DDPMScheduler(num_train_timesteps=1000)).save_pretrained(folder)
 
 
-def test_pddlib_eval_prints_all_scores(tmp_path, capsys, monkeypatch) -> None:
+def test_pddlib_eval_prints_all_scores_offline(offline, capsys) -> None:
     from pddlib import cli
 
-    monkeypatch.setenv("PDD_CACHE_DIR", str(tmp_path / "cache"))
-    save_tiny_model(tmp_path / "model")
-    rc = cli.main(["eval", "--model", str(tmp_path / "model"), "--n", "8", "--steps", "2"])
+    save_tiny_model(offline / "model")
+    rc = cli.main(["eval", "--model", str(offline / "model"), "--n", "8", "--steps", "2"])
     out = capsys.readouterr().out
     assert rc == 0, out
     for word in ("FD-pdcls", "KID", "precision", "recall", "class agreement", "8 generated"):
