@@ -5,6 +5,7 @@ imports torchvision when its package loads; pddlib must not need torchvision. Th
 same graph (pytorch-fid's `fid_inception_v3` / torch-fidelity's `FeatureExtractorInceptionV3`,
 Apache-2.0): torchvision's Inception3 names, so the standard weights file loads unchanged, with
 the TF patches (average pools that ignore padding; max pool in the last block).
+scripts/check_fid_port.py checks it bit-exact against torch-fidelity's graph (same weights).
 
 Preprocessing follows torch-fidelity, which reproduces the original TensorFlow FID code: uint8
 pixels, TF1 bilinear resize to 299 without antialiasing, then (x - 128) / 128. At 32 px the
