@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# numpy's OpenBLAS threads fight torch's for 2 cores: small eigh calls ran 100x slower.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("TQDM_MININTERVAL", "5")
 # nbval's kernel client allows stdin like a person's front end would, so pddlib.viz cannot
 # tell it is headless: force static figures instead of ipywidgets sliders.
