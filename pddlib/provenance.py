@@ -379,8 +379,9 @@ def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
     lines += [f"| {k} | {v} |" for k, v in config.items() if k not in skip]
     lines += ["", "## Compute", "",
               f"- Device: {compute.device}",
-              f"- Training time: {compute.hours:.2f} hours",
-              f"- Energy (estimate): {compute.kwh:.3f} kWh at an assumed {compute.watts:.0f} W",
+              f"- Training time: {compute.hours:.2f} hours ({compute.hours * 60:.1f} minutes)",
+              (f"- Energy (estimate): {compute.kwh * 1000:.1f} Wh at an assumed "
+              f"{compute.watts:.0f} W"),
               f"- Assumptions: {compute.assumptions}", ""]
     lines += metrics_section(read_metrics(model_dir))
     lines += ["## How to use", "", "```python", "import torch",

@@ -196,11 +196,13 @@ def _slider(render_fn: Callable[[Axes, Any], None], values: Sequence[Any], name:
 
 def closest_pairs(samples: np.ndarray, train: np.ndarray, index: Sequence[int],
                   distance: Sequence[float], *, flipped: Sequence[bool] | None = None,
-                  n: int = 8, size: float = 1.3, title: str | None = None) -> NotebookFigure:
+                  n: int = 8, size: float = 1.3, title: str | None = None,
+                  train_labels: Sequence[int] | None = None) -> NotebookFigure:
     """The n samples closest to a training image (top row) above their nearest training image.
 
     samples, train: uint8 (N, S, S, 3) / (M, S, S, 3); index, distance: each sample's nearest
     training row and its distance. A match found through the mirror image is shown mirrored.
+    train_labels: the row numbers to print for each sample's match (default: index).
     """
     order = np.argsort(np.asarray(distance), kind="stable")[:n]
     fig, axes = new_figure(2, max(1, len(order)), panel=(size, size))
@@ -210,7 +212,8 @@ def closest_pairs(samples: np.ndarray, train: np.ndarray, index: Sequence[int],
         show_image(axes[0, col], Image.fromarray(samples[i]), f"sample {i}")
         show_image(axes[1, col], Image.fromarray(np.ascontiguousarray(
             match[:, ::-1] if mirrored else match)),
-            f"train {index[i]}{' (mirror)' if mirrored else ''}\nd={distance[i]:.3f}")
+            f"train {(index if train_labels is None else train_labels)[i]}"
+            f"{' (mirror)' if mirrored else ''}\nd={distance[i]:.3f}")
     if title:
         fig.suptitle(title)
     return fig

@@ -108,9 +108,16 @@ class SpaceReport:
         from pddlib.viz import closest_pairs
 
         nb = self.neighbours
-        return closest_pairs(as_uint8(samples), as_uint8(train, size=as_uint8(samples).shape[1]),
-                             nb.index[:, 0], nb.distance[:, 0], flipped=nb.flipped[:, 0], n=n,
-                             title=title or f"closest pairs ({self.space})")
+        samples = as_uint8(samples)
+        # Decode only the training images shown (decoding a whole dataset takes seconds).
+        rows = sorted({int(nb.index[i, 0]) for i in self.closest(n)})
+        shown = as_uint8(take(train, rows), size=samples.shape[1])
+        where = {r: j for j, r in enumerate(rows)}
+        index = np.array([where.get(int(r), 0) for r in nb.index[:, 0]])
+        labels = np.asarray(nb.index[:, 0])
+        return closest_pairs(samples, shown, index, nb.distance[:, 0], flipped=nb.flipped[:, 0],
+                             n=n, title=title or f"closest pairs ({self.space})",
+                             train_labels=labels)
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,15 @@ class ReplicationReport:
 
 
 # ---------------------------------------------------------------- nearest neighbours
+
+
+def take(images, rows: list[int]):
+    """The given rows of an image collection (dataset, list or array), in that order."""
+    if hasattr(images, "select") and hasattr(images, "column_names"):
+        return images.select(rows)
+    if isinstance(images, (np.ndarray, torch.Tensor)):
+        return images[rows]
+    return [images[r] for r in rows]
 
 
 def flip_uint8(images: np.ndarray) -> np.ndarray:
