@@ -42,7 +42,8 @@ def initial_noise(pipe: PDDiffusionPipeline, n: int = 1,
     cfg = pipe.unet.config
     shape = (n, cfg.in_channels, cfg.sample_size, cfg.sample_size)
     # Exactly the pipeline's own call, so passing the result as `latents=` reproduces its images.
-    return randn_tensor(shape, generator=generator, device=torch.device("cpu"), dtype=pipe.unet.dtype)
+    return randn_tensor(shape, generator=generator, device=torch.device("cpu"),
+                        dtype=pipe.unet.dtype)
 
 
 def sample(pipe: PDDiffusionPipeline, *, seed: int | Sequence[int] = 0, n: int | None = None,
@@ -185,8 +186,13 @@ class GuidanceSweep:
         """The table averaged over classes: one row per guidance scale."""
         return self.table.drop(columns="class").groupby("guidance", as_index=False).mean()
 
+    def rows(self, index: int = 0) -> dict[str, torch.Tensor]:
+        """Class name -> image `index` at each scale (len(scales), 3, S, S): for viz.image_rows."""
+        return {c: torch.stack([self.images[c, s][index] for s in self.scales])
+                for c in self.classes}
+
     def grid(self, index: int = 0) -> torch.Tensor:
-        """Image `index` of every (class, scale): (len(classes) * len(scales), 3, S, S), row per class."""
+        """Image `index` of every (class, scale), class by class: (C * len(scales), 3, S, S)."""
         return torch.stack([self.images[c, s][index] for c in self.classes for s in self.scales])
 
 
@@ -289,8 +295,10 @@ def collect_trajectory(pipe: PDDiffusionPipeline, *, at: Sequence[int] | None = 
             record["x0"].append(x0.detach().cpu().clone())
         return kwargs
 
-    out = p(n, class_labels=class_label, guidance_scale=guidance if class_label is not None else 1.0,
-            num_inference_steps=steps, generator=seeded(seed), output_type="pt",
+    if class_label is None:
+        guidance = 1.0  # unconditional sampling has nothing to guide towards
+    out = p(n, class_labels=class_label, guidance_scale=guidance, num_inference_steps=steps,
+            generator=seeded(seed), output_type="pt",
             callback_on_step_end=on_step_end).images
     return Trajectory(record["steps"], record["timesteps"], torch.stack(record["x_t"]),
                       torch.stack(record["x0"]), out * 2 - 1, steps)

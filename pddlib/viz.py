@@ -252,7 +252,7 @@ def image_rows(rows: dict[str, torch.Tensor | Sequence[Image.Image]],
 def line_charts(table: Any, x: str, ys: Sequence[str], by: str | None = None, *,
                 titles: Sequence[str] | None = None, logx: bool = False,
                 panel: tuple[float, float] = (4.0, 3.0)) -> NotebookFigure:
-    """One panel per column in `ys` of a pandas table, plotted against `x`, a line per `by` value."""
+    """One panel per column in `ys` of a pandas table, against `x`, one line per `by` value."""
     fig, axes = new_figure(1, len(ys), panel=panel)
     groups = list(table.groupby(by, sort=False)) if by else [(None, table)]
     for j, y in enumerate(ys):
@@ -274,7 +274,7 @@ def trajectory_strip(traj: Any, index: int = 0, *, size: float = 1.3,
     fig, axes = new_figure(2, len(traj.steps), panel=(size, size))
     for j, (i, t) in enumerate(zip(traj.steps, traj.timesteps)):
         show_image(axes[0, j], traj.x_t[j, index].clamp(-1, 1),
-                   f"step {i + 1}/{traj.num_inference_steps}\nt={t}")
+                   f"step {i + 1}/{traj.num_inference_steps}\nfrom t={t}")
         show_image(axes[1, j], traj.x0[j, index].clamp(-1, 1))
     axes[0, 0].text(-0.08, 0.5, "x_t", transform=axes[0, 0].transAxes, ha="right", va="center")
     axes[1, 0].text(-0.08, 0.5, "x0 guess", transform=axes[1, 0].transAxes, ha="right",
@@ -303,9 +303,10 @@ def controls_or_static(render_fn: Callable[..., None], controls: dict[str, Seque
                        panel: tuple[float, float] = (3.0, 3.0)) -> Any:
     """Widgets for several knobs re-rendering `render_fn(ax, **values)`, or a static figure.
 
-    controls: knob name -> the values it can take (strings give a dropdown, numbers a slider;
-    the first value is the start). Headless (see `has_widget_frontend`) the figure shows one
-    panel per entry of `examples` (each a full {knob: value} dict) instead.
+    controls: knob name -> the values it can take (strings give a dropdown, numbers a slider).
+    The widgets start at examples[0] (else each knob's first value). Headless (see
+    `has_widget_frontend`) the figure shows one panel per entry of `examples` (each a full
+    {knob: value} dict) instead.
     """
     if not has_widget_frontend():
         fig, axes = new_figure(1, len(examples), panel=panel)
@@ -315,13 +316,15 @@ def controls_or_static(render_fn: Callable[..., None], controls: dict[str, Seque
     import ipywidgets as widgets
     from IPython.display import display
 
+    start = dict(examples[0]) if examples else {}
     knobs = {}
     for name, options in controls.items():
         options = list(options)
+        value = start.get(name, options[0])
         if all(isinstance(o, str) for o in options):
-            knobs[name] = widgets.Dropdown(options=options, value=options[0], description=name)
+            knobs[name] = widgets.Dropdown(options=options, value=value, description=name)
         else:
-            knobs[name] = widgets.SelectionSlider(options=options, value=options[0],
+            knobs[name] = widgets.SelectionSlider(options=options, value=value,
                                                   description=name, continuous_update=False)
     out = widgets.Output()
 

@@ -114,6 +114,8 @@ def test_guidance_sweep_shares_noise_across_scales(pipe) -> None:
     assert sweep.classes == ["circle", "star"] and sweep.scales == [0.0, 1.0, 3.0]
     assert sweep.grid().shape == (6, 3, 8, 8)
     assert torch.equal(sweep.grid(1)[4], sweep.images["star", 1.0][1])
+    rows = sweep.rows(1)
+    assert list(rows) == ["circle", "star"] and torch.equal(rows["star"], sweep.grid(1)[3:])
     # Scale 1 is plain conditional sampling from the shared start noise.
     ddim = sampling.with_scheduler(pipe, "ddim")
     latents = sampling.initial_noise(ddim, 2, sampling.seeded(1))
@@ -208,7 +210,8 @@ def test_sampling_figures(pipe, tmp_path) -> None:
 
     traj = sampling.collect_trajectory(pipe, steps=4, at=[0, 1, 3])
     fig = viz.trajectory_strip(traj)
-    assert len(fig.axes) == 6 and fig.axes[0].get_title() == f"step 1/4\nt={traj.timesteps[0]}"
+    assert len(fig.axes) == 6
+    assert fig.axes[0].get_title() == f"step 1/4\nfrom t={traj.timesteps[0]}"
     first = viz.trajectory_gif(traj, tmp_path / "runs" / "loop.gif", scale=2)
     assert first.size == ((8 * 2 + 2) * 2, 16)
     with Image.open(tmp_path / "runs" / "loop.gif") as gif:
@@ -224,7 +227,8 @@ def test_controls_or_static_headless(monkeypatch) -> None:
         viz.show_image(ax, torch.zeros(3, 4, 4), f"{scheduler} {seed}")
 
     fig = viz.controls_or_static(render, {"seed": range(3), "scheduler": ["ddim", "euler"]},
-                                 [{"seed": 0, "scheduler": "ddim"}, {"seed": 2, "scheduler": "euler"}])
+                                 [{"seed": 0, "scheduler": "ddim"},
+                                  {"seed": 2, "scheduler": "euler"}])
     assert isinstance(fig, viz.NotebookFigure)
     assert seen == [(0, "ddim"), (2, "euler")]
     assert [ax.get_title() for ax in fig.axes] == ["ddim 0", "euler 2"]
@@ -235,7 +239,8 @@ def test_controls_with_a_front_end(monkeypatch) -> None:
     monkeypatch.setenv("PDD_STATIC", "0")
     seen = []
     box = viz.controls_or_static(lambda ax, seed, scheduler: seen.append((seed, scheduler)),
-                                 {"seed": range(3), "scheduler": ["ddim", "euler"]}, [])
-    assert seen == [(0, "ddim")]
+                                 {"seed": range(3), "scheduler": ["ddim", "euler"]},
+                                 [{"seed": 2, "scheduler": "ddim"}])
+    assert seen == [(2, "ddim")]  # starts at the first example
     box.children[1].value = "euler"  # the dropdown re-renders
-    assert seen[-1] == (0, "euler")
+    assert seen[-1] == (2, "euler")
