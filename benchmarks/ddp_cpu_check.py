@@ -21,7 +21,6 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-import torch
 from PIL import Image
 from safetensors.torch import load_file
 

@@ -153,8 +153,9 @@ class TrainingDiverged(RuntimeError):
 def dataset_to_memory(dataset: datasets.Dataset, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode and resize every image once: (x (N, 3, size, size) in [-1, 1], labels (N,))."""
     if not isinstance(dataset, datasets.Dataset) or "image" not in dataset.column_names:
-        raise ValueError("train() needs a datasets.Dataset with the common schema (an 'image' and "
-                         "a 'label' column): get one with pddlib.data.load_images(...).")
+        raise ValueError(
+            "train() needs a datasets.Dataset with the common schema (an 'image' and "
+            "a 'label' column): get one with pddlib.data.load_images(...).")
     if len(dataset) == 0:
         raise ValueError("The dataset is empty: nothing to train on.")
     x = to_tensor(dataset["image"], size)
@@ -166,8 +167,10 @@ def class_names_of_dataset(dataset: datasets.Dataset) -> list[str]:
     """Class names from the dataset's ClassLabel feature."""
     feature = dataset.features.get("label")
     if not isinstance(feature, datasets.ClassLabel):
-        raise ValueError("A conditional model needs a 'label' ClassLabel column (common schema); "
-                         "use pddlib.data.load_images(...) or train with conditional=False.")
+        # ValueError, not TypeError: a user error, which the CLI reports in one line.
+        raise ValueError(  # noqa: TRY004
+            "A conditional model needs a 'label' ClassLabel column (common schema); "
+            "use pddlib.data.load_images(...) or train with conditional=False.")
     return list(feature.names)
 
 
@@ -460,7 +463,8 @@ def train(
         old = log_path.read_text("utf-8").splitlines() if log_path.exists() else []
         kept = [ln for ln in old if ln.strip() and json.loads(ln)["step"] <= start]
         log_path.write_text("".join(ln + "\n" for ln in kept), "utf-8")
-    log = open(log_path, "a", encoding="utf-8") if accelerator.is_main_process else None
+    # Kept open for the whole loop (closed below); only the main process writes the log.
+    log = open(log_path, "a", encoding="utf-8") if accelerator.is_main_process else None  # noqa: SIM115
 
     def checkpoint(step: int) -> None:
         if accelerator.is_main_process:

@@ -8,8 +8,16 @@ import pytest
 import torch
 from diffusers import UNet2DModel
 
-from pddlib.models import (PRESETS, TINY, ModelConfig, build_unet, class_names_of,
-                           count_parameters, get_preset, null_class)
+from pddlib.models import (
+    PRESETS,
+    TINY,
+    ModelConfig,
+    build_unet,
+    class_names_of,
+    count_parameters,
+    get_preset,
+    null_class,
+)
 
 
 def test_presets_have_the_documented_sizes() -> None:

@@ -53,7 +53,7 @@ def test_ddpm_expected_slice(pipe: PDDiffusionPipeline) -> None:
 
 
 def test_same_seed_same_images_and_per_image_generators(pipe: PDDiffusionPipeline) -> None:
-    kw = dict(class_labels=[0, 1, 2], guidance_scale=2.0, num_inference_steps=2, output_type="pt")
+    kw = {"class_labels": [0, 1, 2], "guidance_scale": 2.0, "num_inference_steps": 2, "output_type": "pt"}
     a = pipe(3, generator=gen(7), **kw).images
     b = pipe(3, generator=gen(7), **kw).images
     assert torch.equal(a, b)
@@ -67,7 +67,7 @@ def test_same_seed_same_images_and_per_image_generators(pipe: PDDiffusionPipelin
 def test_every_scheduler_runs_and_is_reproducible(name: str) -> None:
     pipe = set_scheduler(make_pipe(), name)
     assert type(pipe.scheduler) is SCHEDULERS[name]
-    kw = dict(class_labels="star", guidance_scale=2.0, num_inference_steps=2, output_type="pt")
+    kw = {"class_labels": "star", "guidance_scale": 2.0, "num_inference_steps": 2, "output_type": "pt"}
     a, b = pipe(2, generator=gen(3), **kw).images, pipe(2, generator=gen(3), **kw).images
     assert a.shape == (2, 3, 16, 16) and torch.equal(a, b)
 
@@ -116,7 +116,7 @@ def test_callback_sees_latents_and_x0_and_can_replace_latents(pipe: PDDiffusionP
 
 
 def test_labels_by_name_equal_labels_by_index(pipe: PDDiffusionPipeline) -> None:
-    kw = dict(guidance_scale=2.0, num_inference_steps=2, output_type="pt")
+    kw = {"guidance_scale": 2.0, "num_inference_steps": 2, "output_type": "pt"}
     a = pipe(2, class_labels=["star", "circle"], generator=gen(5), **kw).images
     b = pipe(2, class_labels=[2, 0], generator=gen(5), **kw).images
     assert torch.equal(a, b)
@@ -148,7 +148,7 @@ def test_save_and_reload_round_trip(pipe: PDDiffusionPipeline, tmp_path: Path) -
     assert loaded.class_names == NAMES
     assert type(loaded.scheduler).__name__ == "DDIMScheduler"
     set_scheduler(loaded, "ddpm")
-    kw = dict(class_labels="square", guidance_scale=2.0, num_inference_steps=2, output_type="pt")
+    kw = {"class_labels": "square", "guidance_scale": 2.0, "num_inference_steps": 2, "output_type": "pt"}
     assert torch.equal(pipe(1, generator=gen(2), **kw).images,
                        loaded(1, generator=gen(2), **kw).images)
     image = loaded(1, generator=gen(), class_labels=0, num_inference_steps=2).images[0]

@@ -17,8 +17,18 @@ from safetensors.torch import load_file
 from pddlib.data.schema import features
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.training import (
-    StepInfo, TrainConfig, TrainingDiverged, batch_indices, diffusion_loss, draw_batch,
-    latest_checkpoint, learning_rate, load_pipeline, noise_scheduler, read_loss_log, tiny_config,
+    StepInfo,
+    TrainConfig,
+    TrainingDiverged,
+    batch_indices,
+    diffusion_loss,
+    draw_batch,
+    latest_checkpoint,
+    learning_rate,
+    load_pipeline,
+    noise_scheduler,
+    read_loss_log,
+    tiny_config,
     train,
 )
 
