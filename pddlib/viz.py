@@ -228,13 +228,14 @@ def image_rows(rows: dict[str, torch.Tensor | Sequence[Image.Image]],
     """One row of images per entry of `rows` (name -> images), the name written on the left.
 
     col_labels: one list of titles for every row, or a list per row name (rows may differ in
-    length, e.g. DDPM's step counts beside DDIM's).
+    length, e.g. DDPM's step counts beside DDIM's); a shared list titles the first row only.
     """
     ims = {name: as_pil_list(images) for name, images in rows.items()}
     ncols = max(len(v) for v in ims.values())
     fig, axes = new_figure(len(ims), ncols, panel=(size, size))
     for r, (name, row) in enumerate(ims.items()):
-        labels = col_labels.get(name) if isinstance(col_labels, dict) else col_labels
+        shared = col_labels if r == 0 else None  # a shared list needs saying only once
+        labels = col_labels.get(name) if isinstance(col_labels, dict) else shared
         for c in range(ncols):
             ax = axes[r, c]
             if c < len(row):

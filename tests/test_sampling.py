@@ -202,6 +202,8 @@ def test_sampling_figures(pipe, tmp_path) -> None:
     fig = viz.image_rows(rows, {"ddim": ["a", "b", "c"], "ddpm": ["d", "e"]})
     assert [len(ax.images) for ax in fig.axes] == [1, 1, 1, 1, 1, 0]
     assert [ax.get_title() for ax in fig.axes] == ["a", "b", "c", "d", "e", ""]
+    fig = viz.image_rows(rows, ["x", "y", "z"])  # shared column titles: first row only
+    assert [ax.get_title() for ax in fig.axes] == ["x", "y", "z", "", "", ""]
 
     table = sampling.time_sampling(pipe, ["ddim", "euler"], [1, 2], batch_size=1, repeats=1)
     fig = viz.line_charts(table, "steps", ["seconds_per_image", "seconds_per_step"],
