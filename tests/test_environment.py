@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import yaml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -19,9 +23,14 @@ def name_of(requirement: str) -> str:
 
 
 def pyproject_names() -> set[str]:
+    """Names pip installs from pyproject for the Python that environment.yml pins (3.11)."""
+    from packaging.requirements import Requirement
+
     reqs = list(PYPROJECT["dependencies"])
     for extra in ("course", "dev"):
         reqs += PYPROJECT["optional-dependencies"][extra]
+    env = {"python_version": "3.11", "python_full_version": "3.11.0"}
+    reqs = [r for r in reqs if not (m := Requirement(r).marker) or m.evaluate(env)]
     return {name_of(r) for r in reqs} - {"pddlib"}
 
 
