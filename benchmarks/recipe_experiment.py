@@ -4,7 +4,8 @@
         --steps 1500 [--data openclipart|DIR|file.npz] [--threads 1]
 
 Writes runs/recipe/<name>/ (the run) and runs/recipe/<name>.json (settings, time, loss). The grid
-has one row per class (4 samples each, DDIM 50, guidance 3) to judge recognisability by eye;
+has one row per class (4 samples each, Euler ancestral 25 steps, guidance 3) to judge
+recognisability by eye, and the summary records the pdcls class agreement of those samples;
 results are recorded in benchmarks/RESULTS.md.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 
 from pddlib.data import load_images
+from pddlib.metrics.pdcls import class_agreement
 from pddlib.pipeline import set_scheduler
 from pddlib.training import TrainConfig, load_pipeline, recipe, train
 from pddlib.viz import pil_grid
@@ -83,16 +85,17 @@ def main() -> None:
     start = time.perf_counter()
     result = train(config, data, out, resume=True)
     wall = time.perf_counter() - start
-    pipe = set_scheduler(load_pipeline(out), "ddim")
+    pipe = set_scheduler(load_pipeline(out), "euler-a")
     names = pipe.class_names
     labels = [c for c in range(len(names)) for _ in range(4)]
     images = pipe(len(labels), class_labels=labels, guidance_scale=args.guidance,
-                  num_inference_steps=50, generator=torch.Generator().manual_seed(0)).images
+                  num_inference_steps=25, generator=torch.Generator().manual_seed(0)).images
     pil_grid(images, nrow=8).save(out.with_suffix(".png"))
     summary = {"name": args.name, "overrides": {k: str(v) for k, v in overrides.items()},
                "steps": result.step, "train_seconds": round(result.seconds, 1),
                "wall_seconds": round(wall, 1), "images_per_second": round(
                    result.images_per_second, 1), "final_loss": round(result.loss, 4),
+               "class_agreement": round(class_agreement(images, labels), 3),
                "classes": names}
     out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))

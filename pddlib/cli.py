@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 from pddlib import __version__
+from pddlib.defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULER_NAMES
+
+SCHEDULER_HELP = ", ".join(SCHEDULER_NAMES) + f" (default {DEFAULT_SCHEDULER})"
 
 
 def add_course(sub: argparse._SubParsersAction) -> None:
@@ -69,9 +72,9 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=1000, help="images to generate")
     p.add_argument("--features", choices=("pdcls", "inception"), default="pdcls",
                    help="pdcls: offline classifier (FD-pdcls); inception: standard FID")
-    p.add_argument("--steps", type=int, default=25, help="denoising steps")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps")
     p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
-    p.add_argument("--scheduler", default="ddim", help="ddpm, ddim, dpm++, euler, euler-a")
+    p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=SCHEDULER_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default="openclipart", help="real images: openclipart or a folder")
     p.add_argument("--prefetch-weights", action="store_true",
@@ -137,8 +140,8 @@ def add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, required=True, help="folder written by `pddlib train`")
     p.add_argument("--n", type=int, default=16, help="number of images")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=25, help="denoising steps")
-    p.add_argument("--scheduler", default="ddim", help="ddpm, ddim, dpm++, euler or euler-a")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps")
+    p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=SCHEDULER_HELP)
     p.add_argument("--guidance", type=float, help="guidance scale (default 3, or 1 if uncond.)")
     p.add_argument("--label", help="class name (default: every class in turn)")
     p.add_argument("--out", type=Path, default=Path("grid.png"), help="PNG file to write")

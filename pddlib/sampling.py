@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from pddlib.pipeline import SCHEDULERS, Label, PDDiffusionPipeline
+from pddlib.pipeline import DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS, Label, PDDiffusionPipeline
 
 # The samplers notebook 04 compares, and the step counts each is meant for: DDPM's ancestral
 # sampler was trained for 1000 steps; the others are built to need far fewer.
-SWEEP_SCHEDULERS = ("ddpm", "ddim", "dpm++", "euler")
+SWEEP_SCHEDULERS = ("ddpm", "ddim", "dpm++", "euler", "euler-a")
 
 
 def with_scheduler(pipe: PDDiffusionPipeline, name: str) -> PDDiffusionPipeline:
@@ -47,7 +47,7 @@ def initial_noise(pipe: PDDiffusionPipeline, n: int = 1,
 
 
 def sample(pipe: PDDiffusionPipeline, *, seed: int | Sequence[int] = 0, n: int | None = None,
-           scheduler: str | None = None, steps: int = 25, class_label: Label | None = None,
+           scheduler: str | None = None, steps: int = DEFAULT_STEPS, class_label: Label | None = None,
            guidance: float = 1.0, latents: torch.Tensor | None = None) -> torch.Tensor:
     """Images (n, 3, S, S) in [-1, 1]; `seed` a list gives one generator (and image) per seed."""
     if scheduler is not None:
@@ -121,7 +121,7 @@ def classes_known_to_pdcls(pipe: PDDiffusionPipeline) -> bool:
     return bool(names) and set(names) <= set(pdcls.info().class_names)
 
 
-def quality_vs_steps(pipe: PDDiffusionPipeline, real, scheduler: str = "ddim",
+def quality_vs_steps(pipe: PDDiffusionPipeline, real, scheduler: str = DEFAULT_SCHEDULER,
                      steps: Sequence[int] = (5, 10, 25, 50), *, n: int = 128,
                      guidance: float = 2.0, seed: int = 0, batch_size: int = 64):
     """FD-pdcls to the real images (and pdcls class agreement) at each step count: a DataFrame.
@@ -198,7 +198,7 @@ class GuidanceSweep:
 
 def guidance_sweep(pipe: PDDiffusionPipeline, classes: Sequence[Label] | None = None,
                    scales: Sequence[float] = (0, 1, 2, 3, 5, 8), *, n: int = 8,
-                   steps: int = 20, scheduler: str = "ddim", seed: int = 0,
+                   steps: int = 20, scheduler: str = DEFAULT_SCHEDULER, seed: int = 0,
                    measure: bool = True) -> GuidanceSweep:
     """Sample n images per class at each guidance scale, all scales from the same start noise.
 
@@ -263,7 +263,7 @@ def evenly_spaced_steps(num_inference_steps: int, k: int = 6) -> list[int]:
 
 
 def collect_trajectory(pipe: PDDiffusionPipeline, *, at: Sequence[int] | None = None,
-                       seed: int = 0, n: int = 1, scheduler: str = "ddim", steps: int = 25,
+                       seed: int = 0, n: int = 1, scheduler: str = DEFAULT_SCHEDULER, steps: int = DEFAULT_STEPS,
                        class_label: Label | None = None, guidance: float = 1.0) -> Trajectory:
     """Run the sampler with `callback_on_step_end`, keeping x_t and predicted x0 at steps `at`.
 

@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from pddlib.data.transforms import to_tensor
 from pddlib.models import ModelConfig, build_unet, get_preset, null_class
-from pddlib.pipeline import PDDiffusionPipeline, set_scheduler
+from pddlib.pipeline import DEFAULT_SCHEDULER, DEFAULT_STEPS, PDDiffusionPipeline, set_scheduler
 from pddlib.provenance import write_card, write_provenance
 
 CHECKPOINTS = "checkpoints"
@@ -74,8 +74,8 @@ class TrainConfig:
     keep_checkpoints: int = 2  # how many recent checkpoints to keep
     sample_every: int = 250  # steps between sample grids (0 = only at the end)
     sample_n: int = 16  # images per sample grid
-    sample_steps: int = 25  # denoising steps of the sample grids
-    sample_scheduler: str = "ddim"  # scheduler of the sample grids
+    sample_steps: int = DEFAULT_STEPS  # denoising steps of the sample grids
+    sample_scheduler: str = DEFAULT_SCHEDULER  # scheduler of the sample grids
     sample_guidance: float = 2.0  # guidance scale of the sample grids (conditional models)
     seed: int = 0
 
@@ -236,10 +236,11 @@ def draw_batch(config: TrainConfig, step: int, n: int) -> Batch:
 
 
 def noise_scheduler(config: TrainConfig) -> DDPMScheduler:
-    """The training noise schedule (also the pipeline's default scheduler)."""
+    """The training noise schedule; samplers are built from its config."""
+    # "trailing" only affects sampling (set_timesteps): few-step samplers start at t = T - 1.
     return DDPMScheduler(num_train_timesteps=config.num_train_timesteps,
                          beta_schedule=config.beta_schedule,
-                         prediction_type=config.prediction_type)
+                         prediction_type=config.prediction_type, timestep_spacing="trailing")
 
 
 def diffusion_loss(
@@ -357,7 +358,8 @@ def save_pipeline(out_dir: Path, unet: UNet2DModel, ema: EMAModel, config: Train
     """Write the EMA weights as a diffusers pipeline folder, plus train_config.json."""
     ema_unet = UNet2DModel.from_config(unet.config)
     ema.copy_to(ema_unet.parameters())
-    PDDiffusionPipeline(ema_unet, noise_scheduler(config)).save_pretrained(out_dir)
+    pipe = PDDiffusionPipeline(ema_unet, noise_scheduler(config))
+    set_scheduler(pipe, DEFAULT_SCHEDULER).save_pretrained(out_dir)
     (out_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=1), encoding="utf-8")
     write_card(out_dir)  # the model card follows the weights (steps, hours, metrics so far)
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
+from pddlib.defaults import DEFAULT_SCHEDULER, SCHEDULER_NAMES
 from pddlib.models import TINY, build_unet
 from pddlib.pipeline import SCHEDULERS, PDDiffusionPipeline, set_scheduler
 
@@ -61,6 +62,10 @@ def test_same_seed_same_images_and_per_image_generators(pipe: PDDiffusionPipelin
     alone = pipe(1, generator=[gen(11)], class_labels="square", guidance_scale=2.0,
                  num_inference_steps=2, output_type="pt").images
     torch.testing.assert_close(batch[1:2], alone, atol=1e-4, rtol=0)
+
+
+def test_scheduler_names_for_the_cli_match_the_pipeline() -> None:
+    assert SCHEDULER_NAMES == tuple(SCHEDULERS) and DEFAULT_SCHEDULER in SCHEDULERS
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULERS))

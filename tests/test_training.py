@@ -15,7 +15,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from pddlib.data.schema import features
-from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.pipeline import DEFAULT_SCHEDULER, SCHEDULERS, PDDiffusionPipeline
 from pddlib.training import (
     StepInfo,
     TrainConfig,
@@ -110,6 +110,10 @@ def test_output_folder_is_a_loadable_pipeline(ds, tmp_path: Path) -> None:
     assert result.step == 4 and math.isfinite(result.loss) and result.images_per_second > 0
     pipe = PDDiffusionPipeline.from_pretrained(tmp_path)
     assert pipe.class_names == NAMES and pipe.unet.config.sample_size == 16
+    # Saved with the course's sampler, built from the training noise schedule.
+    assert type(pipe.scheduler) is SCHEDULERS[DEFAULT_SCHEDULER]
+    assert pipe.scheduler.config.timestep_spacing == "trailing"
+    assert pipe.scheduler.config.prediction_type == cfg.prediction_type
     assert TrainConfig.from_dict(json.loads((tmp_path / "train_config.json").read_text())) == cfg
     assert [r["step"] for r in read_loss_log(tmp_path)] == [1, 2, 3, 4]
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [

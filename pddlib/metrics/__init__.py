@@ -32,6 +32,7 @@ from pddlib.metrics.replication import (
     ReplicationReport,
     check_copies,
     measure_replication,
+    record_replication,
     replication,
 )
 
@@ -67,5 +68,6 @@ __all__ = [
     "precision_recall",
     "precision_recall_from_features",
     "quality_report",
+    "record_replication",
     "replication",
 ]

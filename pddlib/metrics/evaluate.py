@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from pddlib.defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS
 from pddlib.metrics.quality import QualityReport, quality_report
 
 
@@ -20,9 +21,9 @@ class EvalConfig:
 
     n: int = 1000  # generated images
     features: str = "pdcls"  # "pdcls" (offline, FD-pdcls) or "inception" (FID)
-    steps: int = 25  # denoising steps
+    steps: int = DEFAULT_STEPS  # denoising steps
     guidance: float = 3.0  # classifier-free guidance scale (1 = none; unconditional models: 1)
-    scheduler: str = "ddim"  # sampler (pddlib.pipeline.SCHEDULERS)
+    scheduler: str = DEFAULT_SCHEDULER  # sampler (pddlib.pipeline.SCHEDULERS)
     batch_size: int = 100  # images per pipeline call
     seed: int = 0
     data: str = "openclipart"  # real images: the held-out split of this source
@@ -45,7 +46,7 @@ class EvalResult:
 
 
 def generate_samples(
-    pipe, n: int, *, steps: int = 25, guidance: float = 3.0, seed: int = 0,
+    pipe, n: int, *, steps: int = DEFAULT_STEPS, guidance: float = 3.0, seed: int = 0,
     batch_size: int = 100, progress: bool = True,
 ) -> tuple[np.ndarray, list[int] | None]:
     """(uint8 images (n, S, S, 3), class labels or None): n samples, classes in turn if conditional."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pddlib.defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS
 from pddlib.metrics.features import as_uint8
 
 SPACES = ("pixel", "pdcls", "sscd")
@@ -352,7 +353,17 @@ def check_copies(images, train, *, space: str = "pixel", threshold: float | None
 # ---------------------------------------------------------------- a model folder
 
 
-def measure_replication(model_dir, train=None, *, n: int = 200, steps: int = 25,
+def record_replication(model_dir, report: ReplicationReport, *, n: int, steps: int,
+                       guidance: float, seed: int, scheduler: str = DEFAULT_SCHEDULER) -> None:
+    """Merge a report's summary, and how its samples were drawn, into the folder's metrics.json."""
+    from pddlib.provenance import record_metrics
+
+    record_metrics(model_dir, {"replication": {
+        **report.summary(), "samples": {"n": n, "steps": steps, "guidance": guidance,
+                                        "scheduler": scheduler, "seed": seed}}})
+
+
+def measure_replication(model_dir, train=None, *, n: int = 200, steps: int = DEFAULT_STEPS,
                         guidance: float = 3.0, seed: int = 0, spaces: Sequence[str] | None = None,
                         record: bool = True, progress: bool = True) -> ReplicationReport:
     """Sample a trained model folder n times and score replication against its training images.
@@ -362,17 +373,15 @@ def measure_replication(model_dir, train=None, *, n: int = 200, steps: int = 25,
     """
     from pddlib.metrics.evaluate import generate_samples
     from pddlib.pipeline import set_scheduler
-    from pddlib.provenance import record_metrics, training_images
+    from pddlib.provenance import training_images
     from pddlib.training import load_pipeline
 
     if train is None:
         train = training_images(model_dir)
-    pipe = set_scheduler(load_pipeline(model_dir), "ddim")
+    pipe = set_scheduler(load_pipeline(model_dir), DEFAULT_SCHEDULER)
     images, _ = generate_samples(pipe, n, steps=steps, guidance=guidance, seed=seed,
                                  progress=progress)
     report = replication(images, train, spaces=spaces, seed=seed, progress=progress)
     if record:
-        record_metrics(model_dir, {"replication": {
-            **report.summary(), "samples": {"n": n, "steps": steps, "guidance": guidance,
-                                            "scheduler": "ddim", "seed": seed}}})
+        record_replication(model_dir, report, n=n, steps=steps, guidance=guidance, seed=seed)
     return report
