@@ -28,6 +28,10 @@ course: $(VENV)/.course-installed
 test: $(VENV)/.dev-installed
 	PDD_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest
 
+## README's figures (images/*.png) from the course model in runs/ (trains it first if missing).
+figures: $(VENV)/.course-installed
+	MPLBACKEND=Agg $(BIN)/pddlib figures --out images
+
 ## JupyterLab on the notebooks.
 lab: $(VENV)/.course-installed
 	$(BIN)/jupyter lab notebooks

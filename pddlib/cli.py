@@ -196,12 +196,27 @@ def add_card(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def add_figures(sub: argparse._SubParsersAction) -> None:
+    """Register `pddlib figures`: README.md's figures from the course model in runs/."""
+    p = sub.add_parser("figures", help="draw the README figures from the course model")
+    p.add_argument("--out", type=Path, default=Path("images"), help="folder for the PNGs")
+
+    def run(args: argparse.Namespace) -> int:
+        from pddlib.figures import make_figures
+
+        for path in make_figures(args.out):
+            print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser with every subcommand registered."""
     parser = argparse.ArgumentParser(prog="pddlib", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"pddlib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_scrape, add_train, add_sample, add_eval, add_card, add_course):
+    for add in (add_scrape, add_train, add_sample, add_eval, add_card, add_course, add_figures):
         add(sub)
     return parser
 

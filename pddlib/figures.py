@@ -1,0 +1,92 @@
+"""The figures README.md shows, regenerated from a real course run (`make figures`).
+
+Each figure is one short call into pddlib, made from the course model in runs/ (trained first if
+there is none: `course_model`). Small PNGs: 32 px images drawn a little larger, nothing more.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+FIGURES = ("noising.png", "training_progress.png", "samples_per_class.png",
+           "guidance_sweep.png", "closest_pairs.png")
+DPI = 72  # small files: the images are 32 px anyway
+
+
+def save(fig, path: Path) -> Path:
+    """Write a matplotlib figure as a compact PNG."""
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    return path
+
+
+def noising_figure(data, n: int = 3, seed: int = 0):
+    """Forward noising of n training images at six timesteps (the course's cosine schedule)."""
+    from pddlib import noise
+    from pddlib.data import to_tensor
+    from pddlib.viz import noising_strip
+
+    abar = noise.alphas_cumprod(noise.make_betas("squaredcos_cap_v2", 1000))
+    rows = range(0, len(data), max(1, len(data) // n))[:n]
+    x0 = to_tensor(data.select(list(rows))["image"], 32)
+    return noising_strip(x0, [0, 100, 250, 500, 750, 999], abar,
+                         torch.Generator().manual_seed(seed), title="forward noising")
+
+
+def progress_figure(run_dir: Path):
+    """The trainer's sample grids (same noise, every class in turn) as training went."""
+    from PIL import Image
+
+    from pddlib.viz import new_figure
+
+    grids = sorted((run_dir / "samples").glob("step-*.png"))
+    if not grids:
+        raise FileNotFoundError(f"{run_dir}/samples holds no sample grids to show.")
+    fig, axes = new_figure(1, len(grids), panel=(2.2, 2.4))
+    for ax, path in zip(axes.flat, grids):
+        ax.imshow(Image.open(path), interpolation="nearest")
+        ax.set_title(f"step {int(path.stem.split('-')[1])}")
+        ax.set_axis_off()
+    fig.suptitle("samples as training goes (EMA weights, same noise)")
+    return fig
+
+
+def make_figures(out_dir: str | Path = "images", *, fast: bool | None = None,
+                 seed: int = 0) -> list[Path]:
+    """Write FIGURES into out_dir from the course model; return their paths."""
+    from pddlib.course import course_config, course_model, course_run_dir
+    from pddlib.data import load_images
+    from pddlib.metrics import generate_samples, replication
+    from pddlib.sampling import guidance_sweep, sample
+    from pddlib.viz import image_rows
+
+    fast = os.environ.get("PDD_FAST") == "1" if fast is None else fast
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pipe = course_model(fast=fast)
+    run_dir = course_run_dir(course_config(fast=fast))
+    train = load_images("openclipart", split="train")
+    names, per_class, steps = pipe.class_names, 2 if fast else 8, 2 if fast else 25
+
+    paths = [save(noising_figure(train, seed=seed), out / FIGURES[0]),
+             save(progress_figure(run_dir), out / FIGURES[1])]
+    rows = {c: sample(pipe, seed=seed, n=per_class, steps=steps, class_label=c, guidance=3.0)
+            for c in names}
+    paths.append(save(image_rows(rows, size=0.9, title="samples per class (guidance 3)"),
+                      out / FIGURES[2]))
+    classes = names[::4] if len(names) > 4 else names
+    sweep = guidance_sweep(pipe, classes, [0, 1, 2, 3, 5, 8], n=1, steps=steps, seed=seed,
+                           measure=False)
+    paths.append(save(image_rows(sweep.rows(0), [f"w = {w:g}" for w in sweep.scales],
+                                 title="guidance scale, same start noise per row"),
+                      out / FIGURES[3]))
+    samples, _ = generate_samples(pipe, 16 if fast else 64, steps=steps, guidance=3.0,
+                                  seed=seed, progress=False)
+    report = replication(samples, train, spaces=("pixel",), background=False, seed=seed,
+                         progress=False)
+    paths.append(save(report["pixel"].grid(samples, train, n=8,
+                                           title="closest pairs: sample above nearest training image"),
+                      out / FIGURES[4]))
+    return paths

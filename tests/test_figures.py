@@ -1,0 +1,22 @@
+"""`pddlib figures` draws README's figures from the course model (the tiny one in FAST mode)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from pddlib.cli import main
+from pddlib.figures import FIGURES
+
+
+def test_figures_from_a_fresh_runs_folder(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("PDD_FAST", "1")
+    monkeypatch.setenv("PDD_RUNS", str(tmp_path / "runs"))
+    assert main(["figures", "--out", str(tmp_path / "images")]) == 0
+    assert "Training the tiny FAST-mode model" in capsys.readouterr().out  # no model: trains one
+    for name in FIGURES:
+        with Image.open(tmp_path / "images" / name) as im:
+            assert im.format == "PNG" and min(im.size) >= 100
+    # Small files: README figures, not posters.
+    assert max((tmp_path / "images" / n).stat().st_size for n in FIGURES) < 400_000
