@@ -79,3 +79,28 @@ def test_links_to_next_notebook(path: Path) -> None:
     links = re.findall(r"\]\((\d\d_[a-z_]+)\.ipynb\)", "".join(load(path)["cells"][-1]["source"]))
     if index + 1 < len(SYLLABUS):
         assert links == [SYLLABUS[index + 1]], f"last cell should link to {SYLLABUS[index + 1]}"
+
+
+# Colab brings its own CUDA torch, numpy and pillow (replacing them would break the runtime);
+# nbval is only for tests. Everything else the course needs is pinned as tested.
+COLAB_PROVIDED = {"torch", "numpy", "pillow", "nbval"}
+
+
+def colab_install(path: Path) -> str:
+    """The %pip command of a notebook's setup cell, continuation lines joined."""
+    setup = next(c for c in load(path)["cells"] if c["cell_type"] == "code")
+    source = "".join(setup["source"]).replace("\\\n", " ")
+    lines = [line.strip() for line in source.splitlines() if line.strip().startswith("%pip")]
+    assert len(lines) == 1, f"{path.name}: expected one %pip line in the setup cell"
+    return lines[0]
+
+
+def test_colab_installs_the_tested_pins_and_leaves_colab_torch_alone() -> None:
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / "constraints.txt").read_text(),
+                           re.M))
+    wanted = {name: v for name, v in pins.items() if name not in COLAB_PROVIDED}
+    commands = {colab_install(p) for p in NOTEBOOKS}
+    assert len(commands) == 1, "every notebook installs the same on Colab"
+    command = commands.pop()
+    assert f'"pddlib @ git+{REPO_URL}"' in command
+    assert dict(re.findall(r"([A-Za-z0-9_.-]+)==(\S+)", command)) == wanted
