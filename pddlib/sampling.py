@@ -123,7 +123,7 @@ def classes_known_to_pdcls(pipe: PDDiffusionPipeline) -> bool:
 
 def quality_vs_steps(pipe: PDDiffusionPipeline, real, scheduler: str = DEFAULT_SCHEDULER,
                      steps: Sequence[int] = (5, 10, 25, 50), *, n: int = 128,
-                     guidance: float = 2.0, seed: int = 0, batch_size: int = 64):
+                     guidance: float = 2.0, seed: int = 0, batch_size: int | None = None):
     """FD-pdcls to the real images (and pdcls class agreement) at each step count: a DataFrame.
 
     The same seed, so the same start noise, at every step count; n class-balanced samples.

@@ -24,7 +24,7 @@ class EvalConfig:
     steps: int = DEFAULT_STEPS  # denoising steps
     guidance: float = 3.0  # classifier-free guidance scale (1 = none; unconditional models: 1)
     scheduler: str = DEFAULT_SCHEDULER  # sampler (pddlib.pipeline.SCHEDULERS)
-    batch_size: int = 100  # images per pipeline call
+    batch_size: int | None = None  # images per pipeline call (None: sampling_batch_size)
     seed: int = 0
     data: str = "openclipart"  # real images: the held-out split of this source
 
@@ -45,9 +45,15 @@ class EvalResult:
                 f"seed {c.seed}, against the {c.data} held-out split\n{self.report}{agree}")
 
 
+def sampling_batch_size(device: torch.device | str) -> int:
+    """Images per pipeline call: small on CPU, where a 32 px batch of 16 was ~20 % faster than
+    64 (cache-sized activations; measured on 2 cores), large on GPUs, which need the parallelism."""
+    return 16 if torch.device(device).type == "cpu" else 256
+
+
 def generate_samples(
     pipe, n: int, *, steps: int = DEFAULT_STEPS, guidance: float = 3.0, seed: int = 0,
-    batch_size: int = 100, progress: bool = True,
+    batch_size: int | None = None, progress: bool = True,
 ) -> tuple[np.ndarray, list[int] | None]:
     """(uint8 images (n, S, S, 3), class labels or None): n samples, classes in turn if conditional."""
     from tqdm.auto import tqdm
@@ -56,6 +62,7 @@ def generate_samples(
     labels = [i % n_classes for i in range(n)] if n_classes else None
     generator = torch.Generator().manual_seed(seed)
     out = []
+    batch_size = batch_size or sampling_batch_size(pipe.device)
     for i in tqdm(range(0, n, batch_size), desc="sampling", disable=not progress):
         b = min(batch_size, n - i)
         images = pipe(b, class_labels=labels[i:i + b] if labels else None,
