@@ -97,7 +97,7 @@ def colab_install(path: Path) -> str:
 
 def test_colab_installs_the_tested_pins_and_leaves_colab_torch_alone() -> None:
     pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / "constraints.txt").read_text(),
-                           re.M))
+                           re.MULTILINE))
     wanted = {name: v for name, v in pins.items() if name not in COLAB_PROVIDED}
     commands = {colab_install(p) for p in NOTEBOOKS}
     assert len(commands) == 1, "every notebook installs the same on Colab"

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pddlib.metrics.hub_cache import download, hub_checkpoint
+
 FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{FILENAME}"
 SHA256_PREFIX = "6726825d"  # torch.hub convention: the name carries the file's sha256 prefix
@@ -238,7 +240,7 @@ def tf1_resize_bilinear(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def weights_path() -> Path:
     """Where the FID weights belong: <torch hub dir>/checkpoints/pt_inception-2015-12-05-6726825d.pth."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / FILENAME
+    return hub_checkpoint(FILENAME)
 
 
 def find_weights() -> Path | None:
@@ -295,11 +297,4 @@ def load_fid_inception(device: str | torch.device = "cpu") -> FIDInceptionV3:
 
 def prefetch_weights(progress: bool = True) -> Path:
     """Download the FID weights into the torch hub cache (checking the sha256 prefix); return the path."""
-    found = find_weights()
-    if found is not None:
-        return found
-    path = weights_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # download_url_to_file writes to a temporary file and checks the hash before moving it.
-    torch.hub.download_url_to_file(URL, str(path), hash_prefix=SHA256_PREFIX, progress=progress)
-    return path
+    return find_weights() or download(URL, FILENAME, hash_prefix=SHA256_PREFIX, progress=progress)

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pddlib.metrics.hub_cache import download, hub_checkpoint
+
 FILENAME = "sscd_disc_mixup.torchscript.pt"
 URL = f"https://dl.fbaipublicfiles.com/sscd-copy-detection/{FILENAME}"
 INPUT_SIZE = 288  # SSCD's evaluation resolution (the short side)
@@ -24,7 +26,7 @@ MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet normalisati
 
 def weights_path() -> Path:
     """Where the SSCD weights belong: <torch hub dir>/checkpoints/sscd_disc_mixup.torchscript.pt."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / FILENAME
+    return hub_checkpoint(FILENAME)
 
 
 def find_weights() -> Path | None:
@@ -43,13 +45,7 @@ def missing_message() -> str:
 
 def prefetch_weights(progress: bool = True) -> Path:
     """Download the SSCD weights into the torch hub cache (needs internet); return the path."""
-    found = find_weights()
-    if found is not None:
-        return found
-    path = weights_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.hub.download_url_to_file(URL, str(path), progress=progress)
-    return path
+    return find_weights() or download(URL, FILENAME, progress=progress)
 
 
 @lru_cache(maxsize=2)
