@@ -33,8 +33,9 @@ from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 
 from pddlib.data.transforms import to_tensor
+from pddlib.defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS
 from pddlib.models import ModelConfig, build_unet, get_preset, null_class
-from pddlib.pipeline import DEFAULT_SCHEDULER, DEFAULT_STEPS, PDDiffusionPipeline, set_scheduler
+from pddlib.pipeline import PDDiffusionPipeline, set_scheduler
 from pddlib.provenance import write_card, write_provenance
 
 CHECKPOINTS = "checkpoints"
@@ -466,7 +467,9 @@ def train(
         kept = [ln for ln in old if ln.strip() and json.loads(ln)["step"] <= start]
         log_path.write_text("".join(ln + "\n" for ln in kept), "utf-8")
     # Kept open for the whole loop (closed below); only the main process writes the log.
-    log = open(log_path, "a", encoding="utf-8") if accelerator.is_main_process else None  # noqa: SIM115
+    # Line-buffered, so the log on disk follows the run step by step (resume trims it anyway).
+    log = (open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+           if accelerator.is_main_process else None)
 
     def checkpoint(step: int) -> None:
         if accelerator.is_main_process:

@@ -15,7 +15,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from pddlib.data.schema import features
-from pddlib.pipeline import DEFAULT_SCHEDULER, SCHEDULERS, PDDiffusionPipeline
+from pddlib.defaults import DEFAULT_SCHEDULER
+from pddlib.pipeline import SCHEDULERS, PDDiffusionPipeline
 from pddlib.training import (
     StepInfo,
     TrainConfig,
@@ -127,6 +128,13 @@ def test_output_folder_is_a_loadable_pipeline(ds, tmp_path: Path) -> None:
     # Resuming a finished run trains nothing and keeps the result.
     again = train(cfg, ds, tmp_path, resume=True)
     assert again.resumed_from == 4 and again.step == 4
+
+
+def test_loss_log_on_disk_follows_the_run_step_by_step(ds, tmp_path: Path) -> None:
+    seen = []
+    train(tiny_config(max_steps=3, checkpoint_every=100, sample_every=0), ds, tmp_path,
+          callback=lambda info: seen.append([r["step"] for r in read_loss_log(info.out_dir)]))
+    assert seen == [[1], [1, 2], [1, 2, 3]]
 
 
 def test_refuses_to_mix_runs(ds, tmp_path: Path) -> None:
