@@ -23,7 +23,6 @@ from diffusers import (
 )
 from diffusers.utils.torch_utils import randn_tensor
 
-from pddlib.defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS  # noqa: F401 (re-exported)
 from pddlib.models import class_names_of, null_class
 
 SCHEDULERS = {

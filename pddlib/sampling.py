@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from pddlib.pipeline import DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULERS, Label, PDDiffusionPipeline
+from pddlib.defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS
+from pddlib.pipeline import SCHEDULERS, Label, PDDiffusionPipeline
 
 # The samplers notebook 04 compares, and the step counts each is meant for: DDPM's ancestral
 # sampler was trained for 1000 steps; the others are built to need far fewer.
