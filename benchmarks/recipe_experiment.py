@@ -4,7 +4,7 @@
         --steps 1500 [--data openclipart|DIR|file.npz] [--threads 1]
 
 Writes runs/recipe/<name>/ (the run) and runs/recipe/<name>.json (settings, time, loss). The grid
-has one row per class (4 samples each, Euler ancestral 25 steps, guidance 3) to judge
+has one row per class (--per-class samples each, Euler ancestral 25 steps, guidance 3) to judge
 recognisability by eye, and the summary records the pdcls class agreement of those samples;
 results are recorded in benchmarks/RESULTS.md.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from pddlib.data import load_images
-from pddlib.metrics.pdcls import class_agreement
+from pddlib.metrics import class_agreement, fd
 from pddlib.pipeline import set_scheduler
 from pddlib.training import TrainConfig, load_pipeline, recipe, train
 from pddlib.viz import pil_grid
@@ -61,6 +61,8 @@ def main() -> None:
     ap.add_argument("--data", default="openclipart")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--guidance", type=float, default=3.0)
+    ap.add_argument("--per-class", type=int, default=4, help="samples per class to judge")
+    ap.add_argument("--checkpoint-every", type=int, default=500)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -78,7 +80,8 @@ def main() -> None:
 
         m = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.model).items()}
         overrides["model"] = replace(get_preset("cpu-tiny"), **m)
-    config = recipe("cpu-tiny", max_steps=args.steps, sample_every=0, checkpoint_every=500,
+    config = recipe("cpu-tiny", max_steps=args.steps, sample_every=0,
+                    checkpoint_every=args.checkpoint_every,
                     **overrides)
     out = Path("runs/recipe") / args.name
     data = load_data(args.data)
@@ -87,15 +90,18 @@ def main() -> None:
     wall = time.perf_counter() - start
     pipe = set_scheduler(load_pipeline(out), "euler-a")
     names = pipe.class_names
-    labels = [c for c in range(len(names)) for _ in range(4)]
+    labels = [c for c in range(len(names)) for _ in range(args.per_class)]
     images = pipe(len(labels), class_labels=labels, guidance_scale=args.guidance,
                   num_inference_steps=25, generator=torch.Generator().manual_seed(0)).images
-    pil_grid(images, nrow=8).save(out.with_suffix(".png"))
+    pil_grid(images, nrow=2 * args.per_class).save(out.with_suffix(".png"))
+    heldout = load_images("openclipart", split="heldout")["image"]
     summary = {"name": args.name, "overrides": {k: str(v) for k, v in overrides.items()},
                "steps": result.step, "train_seconds": round(result.seconds, 1),
                "wall_seconds": round(wall, 1), "images_per_second": round(
                    result.images_per_second, 1), "final_loss": round(result.loss, 4),
                "class_agreement": round(class_agreement(images, labels), 3),
+               "n_samples": len(images),
+               "fd_pdcls_vs_heldout": round(fd(heldout, images, "pdcls"), 2),
                "classes": names}
     out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
