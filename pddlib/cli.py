@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from pddlib import __version__
-from pddlib.defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULER_NAMES
+from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULER_NAMES
 
 SCHEDULER_HELP = ", ".join(SCHEDULER_NAMES) + f" (default {DEFAULT_SCHEDULER})"
 
@@ -73,7 +73,8 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--features", choices=("pdcls", "inception"), default="pdcls",
                    help="pdcls: offline classifier (FD-pdcls); inception: standard FID")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps")
-    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
+                   help="classifier-free guidance scale")
     p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=SCHEDULER_HELP)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default="openclipart", help="real images: openclipart or a folder")
@@ -142,7 +143,7 @@ def add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps")
     p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=SCHEDULER_HELP)
-    p.add_argument("--guidance", type=float, help="guidance scale (default 3, or 1 if uncond.)")
+    p.add_argument("--guidance", type=float, help=f"guidance scale (default {DEFAULT_GUIDANCE:g}, or 1 if uncond.)")
     p.add_argument("--label", help="class name (default: every class in turn)")
     p.add_argument("--out", type=Path, default=Path("grid.png"), help="PNG file to write")
 
@@ -161,7 +162,7 @@ def add_sample(sub: argparse._SubParsersAction) -> None:
             labels = args.label
         else:
             labels = [i % len(names) for i in range(args.n)] if names else None
-        guidance = args.guidance if args.guidance is not None else (3.0 if names else 1.0)
+        guidance = args.guidance if args.guidance is not None else (DEFAULT_GUIDANCE if names else 1.0)
         images = pipe(args.n, class_labels=labels, guidance_scale=guidance,
                       num_inference_steps=args.steps,
                       generator=torch.Generator().manual_seed(args.seed)).images

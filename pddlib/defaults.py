@@ -3,8 +3,11 @@
 Measured on cpu-tiny (benchmarks/RESULTS.md): at 25 steps the stochastic Euler ancestral sampler
 gives clearly more recognisable samples than deterministic DDIM, which keeps an undertrained
 model's speckle. A trained model is saved with this sampler, so `from_pretrained` uses it.
+Guidance 4 gave the 1200-step course model its best FD-pdcls and 64 % class agreement (3: 57 %,
+5: 66 % with less diversity), so conditional sampling uses 4 unless told otherwise.
 """
 
 DEFAULT_SCHEDULER = "euler-a"  # a key of pddlib.pipeline.SCHEDULERS
 DEFAULT_STEPS = 25  # denoising steps
+DEFAULT_GUIDANCE = 4.0  # classifier-free guidance scale of conditional sampling
 SCHEDULER_NAMES = ("ddpm", "ddim", "dpm++", "euler", "euler-a")  # the keys of SCHEDULERS

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from pddlib.defaults import DEFAULT_GUIDANCE
+
 FIGURES = ("noising.png", "training_progress.png", "samples_per_class.png",
            "guidance_sweep.png", "closest_pairs.png")
 DPI = 72  # small files: the images are 32 px anyway
@@ -72,18 +74,19 @@ def make_figures(out_dir: str | Path = "images", *, fast: bool | None = None,
 
     paths = [save(noising_figure(train, seed=seed), out / FIGURES[0]),
              save(progress_figure(run_dir), out / FIGURES[1])]
-    rows = {c: sample(pipe, seed=seed, n=per_class, steps=steps, class_label=c, guidance=3.0)
+    rows = {c: sample(pipe, seed=seed, n=per_class, steps=steps, class_label=c,
+                   guidance=DEFAULT_GUIDANCE)
             for c in names}
-    paths.append(save(image_rows(rows, size=0.9, title="samples per class (guidance 3)"),
-                      out / FIGURES[2]))
+    title = f"samples per class (guidance {DEFAULT_GUIDANCE:g})"
+    paths.append(save(image_rows(rows, size=0.9, title=title), out / FIGURES[2]))
     classes = names[::4] if len(names) > 4 else names
-    sweep = guidance_sweep(pipe, classes, [0, 1, 2, 3, 5, 8], n=1, steps=steps, seed=seed,
+    sweep = guidance_sweep(pipe, classes, [0, 1, 2, 4, 6, 8], n=1, steps=steps, seed=seed,
                            measure=False)
     paths.append(save(image_rows(sweep.rows(0), [f"w = {w:g}" for w in sweep.scales],
                                  title="guidance scale, same start noise per row"),
                       out / FIGURES[3]))
-    samples, _ = generate_samples(pipe, 16 if fast else 64, steps=steps, guidance=3.0,
-                                  seed=seed, progress=False)
+    samples, _ = generate_samples(pipe, 16 if fast else 64, steps=steps,
+                                  guidance=DEFAULT_GUIDANCE, seed=seed, progress=False)
     report = replication(samples, train, spaces=("pixel",), background=False, seed=seed,
                          progress=False)
     paths.append(save(report["pixel"].grid(samples, train, n=8,

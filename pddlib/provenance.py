@@ -21,6 +21,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from pddlib.defaults import DEFAULT_GUIDANCE
+
 PROVENANCE = "provenance"
 MANIFEST = "manifest.jsonl"
 COMPUTE = "compute.jsonl"
@@ -387,7 +389,7 @@ def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
     lines += ["## How to use", "", "```python", "import torch",
               "from pddlib.pipeline import PDDiffusionPipeline", "",
               'pipe = PDDiffusionPipeline.from_pretrained("<this folder or Hub repo>")',
-              "images = pipe(8, " + (f'class_labels="{classes[0]}", guidance_scale=3.0, '
+              "images = pipe(8, " + (f'class_labels="{classes[0]}", guidance_scale={DEFAULT_GUIDANCE}, '
                                      if classes else "") +
               "num_inference_steps=25, generator=torch.Generator().manual_seed(0)).images",
               "```", "",

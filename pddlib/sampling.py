@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from pddlib.defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS
+from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
 from pddlib.pipeline import SCHEDULERS, Label, PDDiffusionPipeline
 
 # The samplers notebook 04 compares, and the step counts each is meant for: DDPM's ancestral
@@ -124,7 +124,8 @@ def classes_known_to_pdcls(pipe: PDDiffusionPipeline) -> bool:
 
 def quality_vs_steps(pipe: PDDiffusionPipeline, real, scheduler: str = DEFAULT_SCHEDULER,
                      steps: Sequence[int] = (5, 10, 25, 50), *, n: int = 128,
-                     guidance: float = 2.0, seed: int = 0, batch_size: int | None = None):
+                     guidance: float = DEFAULT_GUIDANCE, seed: int = 0,
+                     batch_size: int | None = None):
     """FD-pdcls to the real images (and pdcls class agreement) at each step count: a DataFrame.
 
     The same seed, so the same start noise, at every step count; n class-balanced samples.

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from pddlib.defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS
+from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
 from pddlib.metrics.quality import QualityReport, quality_report
 
 
@@ -22,7 +22,7 @@ class EvalConfig:
     n: int = 1000  # generated images
     features: str = "pdcls"  # "pdcls" (offline, FD-pdcls) or "inception" (FID)
     steps: int = DEFAULT_STEPS  # denoising steps
-    guidance: float = 3.0  # classifier-free guidance scale (1 = none; unconditional models: 1)
+    guidance: float = DEFAULT_GUIDANCE  # classifier-free guidance scale (1 = none; unconditional models: 1)
     scheduler: str = DEFAULT_SCHEDULER  # sampler (pddlib.pipeline.SCHEDULERS)
     batch_size: int | None = None  # images per pipeline call (None: sampling_batch_size)
     seed: int = 0
@@ -52,7 +52,7 @@ def sampling_batch_size(device: torch.device | str) -> int:
 
 
 def generate_samples(
-    pipe, n: int, *, steps: int = DEFAULT_STEPS, guidance: float = 3.0, seed: int = 0,
+    pipe, n: int, *, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, seed: int = 0,
     batch_size: int | None = None, progress: bool = True,
 ) -> tuple[np.ndarray, list[int] | None]:
     """(uint8 images (n, S, S, 3), class labels or None): n samples, classes in turn if conditional."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from pddlib.defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS
+from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
 from pddlib.metrics.features import as_uint8
 
 SPACES = ("pixel", "pdcls", "sscd")
@@ -364,7 +364,7 @@ def record_replication(model_dir, report: ReplicationReport, *, n: int, steps: i
 
 
 def measure_replication(model_dir, train=None, *, n: int = 200, steps: int = DEFAULT_STEPS,
-                        guidance: float = 3.0, seed: int = 0, spaces: Sequence[str] | None = None,
+                        guidance: float = DEFAULT_GUIDANCE, seed: int = 0, spaces: Sequence[str] | None = None,
                         record: bool = True, progress: bool = True) -> ReplicationReport:
     """Sample a trained model folder n times and score replication against its training images.
 
