@@ -66,6 +66,7 @@ class TrainConfig:
     snr_gamma: float | None = 5.0  # min-SNR-gamma loss weighting; None for plain MSE
     beta_schedule: str = "squaredcos_cap_v2"  # diffusers beta schedule of the training noise
     num_train_timesteps: int = 1000
+    timestep_shift: float = 1.0  # > 1 draws high-noise timesteps more often (draw_timesteps)
     ema_decay: float = 0.999  # upper bound of the EMA decay
     ema_power: float = 0.75  # EMA warm-up: decay = 1 - (1 + step) ** -power, capped above
     label_dropout: float = 0.1  # fraction of labels replaced by the null class (for guidance)
@@ -220,6 +221,16 @@ class Batch:
         return Batch(*(getattr(self, f.name)[i * k:(i + 1) * k] for f in fields(self)))
 
 
+def draw_timesteps(n: int, num_train_timesteps: int, shift: float,
+                   generator: torch.Generator) -> torch.Tensor:
+    """n training timesteps: uniform for shift 1; shift > 1 favours high noise (SD3's time shift)."""
+    if shift == 1.0:  # the plain uniform draw, kept as it was so old runs stay reproducible
+        return torch.randint(0, num_train_timesteps, (n,), generator=generator)
+    u = torch.rand(n, generator=generator)
+    u = shift * u / (1 + (shift - 1) * u)  # maps [0, 1] onto itself, pushing mass towards 1
+    return (u * num_train_timesteps).long().clamp(max=num_train_timesteps - 1)
+
+
 def draw_batch(config: TrainConfig, step: int, n: int) -> Batch:
     """All random draws of one optimizer step, a pure function of (seed, step)."""
     g = step_generator(config.seed, step)
@@ -228,7 +239,7 @@ def draw_batch(config: TrainConfig, step: int, n: int) -> Batch:
         index=batch_indices(config.seed, step, b, n),
         flip=(torch.rand(b, generator=g) < 0.5) & config.hflip,
         drop=torch.rand(b, generator=g) < config.label_dropout,
-        timesteps=torch.randint(0, config.num_train_timesteps, (b,), generator=g),
+        timesteps=draw_timesteps(b, config.num_train_timesteps, config.timestep_shift, g),
         noise=torch.randn(b, 3, s, s, generator=g),
     )
 

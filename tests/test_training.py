@@ -24,6 +24,7 @@ from pddlib.training import (
     batch_indices,
     diffusion_loss,
     draw_batch,
+    draw_timesteps,
     latest_checkpoint,
     learning_rate,
     load_pipeline,
@@ -171,6 +172,17 @@ def test_batches_are_epoch_permutations_and_pure_functions_of_the_step() -> None
     assert not torch.equal(a.noise, draw_batch(cfg, 4, 12).noise)
     half = a.part(1, 2)
     assert torch.equal(half.noise, a.noise[4:]) and torch.equal(half.index, a.index[4:])
+
+
+def test_timestep_shift_favours_high_noise_and_shift_one_is_uniform() -> None:
+    plain = draw_timesteps(4000, 1000, 1.0, torch.Generator().manual_seed(0))
+    uniform = torch.randint(0, 1000, (4000,), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(plain, uniform)
+    shifted = draw_timesteps(4000, 1000, 3.0, torch.Generator().manual_seed(0))
+    assert shifted.dtype == torch.long and 0 <= shifted.min() and shifted.max() <= 999
+    # u -> 3u / (1 + 2u): the median draw u = 0.5 lands at 0.75, so ~half the draws are >= 750.
+    assert (shifted >= 750).float().mean() == pytest.approx(0.5, abs=0.03)
+    assert (plain >= 750).float().mean() == pytest.approx(0.25, abs=0.03)
 
 
 def test_learning_rate_warms_up_then_decays_to_the_floor() -> None:
