@@ -4,7 +4,8 @@
         --steps 1500 [--data openclipart|DIR|file.npz] [--threads 1]
 
 Writes runs/recipe/<name>/ (the run) and runs/recipe/<name>.json (settings, time, loss). The grid
-has one row per class (--per-class samples each, Euler ancestral 25 steps, guidance 3) to judge
+has one row per class (--per-class samples each, Euler ancestral 25 steps, DEFAULT_GUIDANCE
+unless --guidance says otherwise; session 2-3 runs used 3) to judge
 recognisability by eye, and the summary records the pdcls class agreement of those samples;
 results are recorded in benchmarks/RESULTS.md.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 
 from pddlib.data import load_images
+from pddlib.defaults import DEFAULT_GUIDANCE
 from pddlib.metrics import class_agreement, fd
 from pddlib.pipeline import set_scheduler
 from pddlib.training import TrainConfig, load_pipeline, recipe, train
@@ -60,7 +62,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--data", default="openclipart")
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--guidance", type=float, default=3.0)
+    ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     ap.add_argument("--per-class", type=int, default=4, help="samples per class to judge")
     ap.add_argument("--checkpoint-every", type=int, default=500)
     args = ap.parse_args()

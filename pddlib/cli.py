@@ -143,7 +143,8 @@ def add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps")
     p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=SCHEDULER_HELP)
-    p.add_argument("--guidance", type=float, help=f"guidance scale (default {DEFAULT_GUIDANCE:g}, or 1 if uncond.)")
+    p.add_argument("--guidance", type=float,
+                   help=f"guidance scale (default {DEFAULT_GUIDANCE:g}, or 1 if uncond.)")
     p.add_argument("--label", help="class name (default: every class in turn)")
     p.add_argument("--out", type=Path, default=Path("grid.png"), help="PNG file to write")
 
@@ -162,7 +163,8 @@ def add_sample(sub: argparse._SubParsersAction) -> None:
             labels = args.label
         else:
             labels = [i % len(names) for i in range(args.n)] if names else None
-        guidance = args.guidance if args.guidance is not None else (DEFAULT_GUIDANCE if names else 1.0)
+        guidance = args.guidance if args.guidance is not None else (
+            DEFAULT_GUIDANCE if names else 1.0)
         images = pipe(args.n, class_labels=labels, guidance_scale=guidance,
                       num_inference_steps=args.steps,
                       generator=torch.Generator().manual_seed(args.seed)).images

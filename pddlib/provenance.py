@@ -389,8 +389,8 @@ def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
     lines += ["## How to use", "", "```python", "import torch",
               "from pddlib.pipeline import PDDiffusionPipeline", "",
               'pipe = PDDiffusionPipeline.from_pretrained("<this folder or Hub repo>")',
-              "images = pipe(8, " + (f'class_labels="{classes[0]}", guidance_scale={DEFAULT_GUIDANCE}, '
-                                     if classes else "") +
+              "images = pipe(8, " + (f'class_labels="{classes[0]}", '
+                                     f'guidance_scale={DEFAULT_GUIDANCE}, ' if classes else "") +
               "num_inference_steps=25, generator=torch.Generator().manual_seed(0)).images",
               "```", "",
               "## Intended use", "",

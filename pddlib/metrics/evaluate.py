@@ -22,7 +22,7 @@ class EvalConfig:
     n: int = 1000  # generated images
     features: str = "pdcls"  # "pdcls" (offline, FD-pdcls) or "inception" (FID)
     steps: int = DEFAULT_STEPS  # denoising steps
-    guidance: float = DEFAULT_GUIDANCE  # classifier-free guidance scale (1 = none; unconditional models: 1)
+    guidance: float = DEFAULT_GUIDANCE  # classifier-free guidance (1 = none; unconditional: 1)
     scheduler: str = DEFAULT_SCHEDULER  # sampler (pddlib.pipeline.SCHEDULERS)
     batch_size: int | None = None  # images per pipeline call (None: sampling_batch_size)
     seed: int = 0
@@ -52,8 +52,8 @@ def sampling_batch_size(device: torch.device | str) -> int:
 
 
 def generate_samples(
-    pipe, n: int, *, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE, seed: int = 0,
-    batch_size: int | None = None, progress: bool = True,
+    pipe, n: int, *, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
+    seed: int = 0, batch_size: int | None = None, progress: bool = True,
 ) -> tuple[np.ndarray, list[int] | None]:
     """(uint8 images (n, S, S, 3), class labels or None): n samples, classes in turn if conditional."""
     from tqdm.auto import tqdm

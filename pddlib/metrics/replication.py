@@ -364,7 +364,8 @@ def record_replication(model_dir, report: ReplicationReport, *, n: int, steps: i
 
 
 def measure_replication(model_dir, train=None, *, n: int = 200, steps: int = DEFAULT_STEPS,
-                        guidance: float = DEFAULT_GUIDANCE, seed: int = 0, spaces: Sequence[str] | None = None,
+                        guidance: float = DEFAULT_GUIDANCE, seed: int = 0,
+                        spaces: Sequence[str] | None = None,
                         record: bool = True, progress: bool = True) -> ReplicationReport:
     """Sample a trained model folder n times and score replication against its training images.
 
