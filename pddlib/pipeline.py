@@ -23,7 +23,7 @@ from diffusers import (
 )
 from diffusers.utils.torch_utils import randn_tensor
 
-from pddlib.models import class_names_of, null_class
+from pddlib.models import class_names_of, image_shape, null_class, predict
 
 SCHEDULERS = {
     "ddpm": DDPMScheduler,
@@ -49,6 +49,11 @@ class PDDiffusionPipeline(DiffusionPipeline):
     def class_names(self) -> list[str]:
         """Names of the classes the model knows ([] when unconditional)."""
         return class_names_of(self.unet)
+
+    @property
+    def image_size(self) -> int:
+        """Side in pixels of the images the model makes."""
+        return image_shape(self.unet)[-1]
 
     def label_ids(self, class_labels: Label | Sequence[Label], batch_size: int) -> torch.Tensor:
         """Turn labels (indices or names, one or one per image) into a (batch_size,) long tensor."""
@@ -102,8 +107,8 @@ class PDDiffusionPipeline(DiffusionPipeline):
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
         unet, scheduler, device = self.unet, self.scheduler, self._execution_device
-        size = unet.config.sample_size
-        shape = (batch_size, unet.config.in_channels, size, size)
+        channels, size, _ = image_shape(unet)
+        shape = (batch_size, channels, size, size)
         if isinstance(generator, list) and len(generator) != batch_size:
             raise ValueError(f"Got {len(generator)} generators for batch_size={batch_size}.")
 
@@ -137,7 +142,7 @@ class PDDiffusionPipeline(DiffusionPipeline):
         for i, t in enumerate(self.progress_bar(scheduler.timesteps)):
             x_in = torch.cat([latents, latents]) if guided else latents
             x_in = scheduler.scale_model_input(x_in, t)
-            out = unet(x_in, t, class_labels=labels).sample
+            out = predict(unet, x_in, t, labels)
             if guided:
                 cond, uncond = out.chunk(2)
                 out = uncond + guidance_scale * (cond - uncond)

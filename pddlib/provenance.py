@@ -334,7 +334,7 @@ def metrics_section(metrics: dict) -> list[str]:
 def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
                model_name: str | None = None) -> str:
     """The model card text (YAML front matter + Markdown) of a trained model folder."""
-    from pddlib.models import CLASS_NAMES_KEY
+    from pddlib.models import CLASS_NAMES_KEY, PATCH_SIZE_KEY
 
     model_dir = Path(model_dir)
     config = json.loads((model_dir / "train_config.json").read_text("utf-8"))
@@ -346,13 +346,15 @@ def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
     unet = model_dir / "unet" / "config.json"
     unet_cfg = json.loads(unet.read_text("utf-8")) if unet.is_file() else {}
     classes = list(unet_cfg.get(CLASS_NAMES_KEY) or [])
+    patch = unet_cfg.get(PATCH_SIZE_KEY) or 1
+    size = unet_cfg["sample_size"] * patch if "sample_size" in unet_cfg else "?"
     name = model_name or model_dir.resolve().name
     compute = compute_used(model_dir)
     model = config.get("model") or {"preset": config.get("preset")}
 
     lines = [f"# {name}", "",
              (f"A {'class-conditional' if config.get('conditional') else 'unconditional'} diffusion "
-             f"model ({unet_cfg.get('sample_size', '?')} px, diffusers `UNet2DModel`) trained from "
+             f"model ({size} px, diffusers `UNet2DModel`) trained from "
              "scratch with the PD-Diffusion course's `pddlib` on public-domain images only."), ""]
     if classes:
         lines += [f"Classes: {', '.join(classes)}.", ""]

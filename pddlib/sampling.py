@@ -16,6 +16,7 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
+from pddlib.models import image_shape
 from pddlib.pipeline import SCHEDULERS, Label, PDDiffusionPipeline
 
 # The samplers notebook 04 compares, and the step counts each is meant for: DDPM's ancestral
@@ -40,8 +41,7 @@ def seeded(seed: int) -> torch.Generator:
 def initial_noise(pipe: PDDiffusionPipeline, n: int = 1,
                   generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
     """The start noise x_T (n, 3, S, S) that `pipe(n, generator=generator)` draws first."""
-    cfg = pipe.unet.config
-    shape = (n, cfg.in_channels, cfg.sample_size, cfg.sample_size)
+    shape = (n, *image_shape(pipe.unet))
     # Exactly the pipeline's own call, so passing the result as `latents=` reproduces its images.
     return randn_tensor(shape, generator=generator, device=torch.device("cpu"),
                         dtype=pipe.unet.dtype)

@@ -260,8 +260,13 @@ def noise_scheduler(config: TrainConfig) -> DDPMScheduler:
 def diffusion_loss(
     unet: torch.nn.Module, scheduler: DDPMScheduler, x0: torch.Tensor, noise: torch.Tensor,
     timesteps: torch.Tensor, class_labels: torch.Tensor | None, snr_gamma: float | None,
+    patch_size: int = 1,
 ) -> torch.Tensor:
     """Weighted MSE between the UNet's prediction and its target (noise or v); a scalar."""
+    if patch_size > 1:
+        # Folding patches into channels only reorders pixels: noising, target and the mean
+        # squared error are the same computed on the folded tensors the UNet sees.
+        x0, noise = F.pixel_unshuffle(x0, patch_size), F.pixel_unshuffle(noise, patch_size)
     x_t = scheduler.add_noise(x0, noise, timesteps)
     v = scheduler.config.prediction_type == "v_prediction"
     target = scheduler.get_velocity(x0, noise, timesteps) if v else noise
@@ -532,7 +537,8 @@ def train(
             sync = micro == config.grad_accum - 1
             with nullcontext() if sync else accelerator.no_sync(model):
                 loss = diffusion_loss(model, scheduler, x0, part.noise.to(x0.device),
-                                      part.timesteps.to(x0.device), labels, config.snr_gamma)
+                                      part.timesteps.to(x0.device), labels, config.snr_gamma,
+                                      mcfg.patch_size)
                 accelerator.backward(loss / config.grad_accum)
             total += loss.detach() / config.grad_accum
         loss_value = accelerator.reduce(total, reduction="mean").item()

@@ -213,6 +213,38 @@ def test_objective_is_noise_prediction_mse_with_min_snr_weights() -> None:
         (w * per_image).mean().item())
 
 
+def test_patched_objective_equals_the_loss_on_unfolded_images() -> None:
+    from pddlib.models import TINY, build_unet, predict
+
+    sched = noise_scheduler(TrainConfig())
+    unet = build_unet(replace(TINY, patch_size=2), NAMES, seed=0)
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.rand(3, 3, 16, 16, generator=g) * 2 - 1, torch.randn(3, 3, 16, 16, generator=g)
+    t, labels = torch.tensor([3, 400, 990]), torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        folded = diffusion_loss(unet, sched, x0, noise, t, labels, 5.0, patch_size=2)
+        # The same objective written in image space, with predict() folding around the UNet.
+        x_t = sched.add_noise(x0, noise, t)
+        per_image = ((predict(unet, x_t, t, labels) - sched.get_velocity(x0, noise, t)) ** 2
+                     ).mean(dim=(1, 2, 3))
+    snr = sched.alphas_cumprod[t] / (1 - sched.alphas_cumprod[t])
+    expected = (snr.clamp(max=5.0) / (snr + 1) * per_image).mean()
+    assert folded.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_patched_model_trains_saves_and_samples_full_size_images(ds, tmp_path: Path) -> None:
+    from pddlib.models import TINY
+
+    cfg = tiny_config(model=replace(TINY, patch_size=2), max_steps=2)
+    train(cfg, ds, tmp_path)
+    pipe = load_pipeline(tmp_path)
+    assert pipe.image_size == 16 and pipe.unet.config.sample_size == 8
+    images = pipe(2, class_labels="red", guidance_scale=2.0, num_inference_steps=2,
+                  generator=torch.Generator().manual_seed(0), output_type="pt").images
+    assert images.shape == (2, 3, 16, 16)
+    assert "(16 px, diffusers" in (tmp_path / "README.md").read_text()
+
+
 def test_cli_train_then_sample(ds, tmp_path: Path, monkeypatch, capsys) -> None:
     from pddlib import cli
     from pddlib.training import RECIPES
