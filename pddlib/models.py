@@ -8,7 +8,8 @@ config under the hidden key `_class_names`, so a folder on disk knows its own la
 
 A model with `patch_size` p > 1 folds each p x p patch of pixels into channels before the UNet
 (`pixel_unshuffle`: a 3 x 32 x 32 image becomes 12 x 16 x 16) and unfolds its output again, so
-the UNet skips the costly full-resolution level. The stock UNet2DModel then works on the folded
+the UNet skips the full-resolution level (on a 2-core CPU 1.5x cheaper steps, yet no better at
+equal training time: benchmarks/RESULTS.md). The stock UNet2DModel then works on the folded
 tensor; the hidden config key `_patch_size` remembers p, and `predict` / `image_shape` hide it
 from everyone else.
 """
