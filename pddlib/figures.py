@@ -83,7 +83,7 @@ def make_figures(out_dir: str | Path = "images", *, fast: bool | None = None,
     sweep = guidance_sweep(pipe, classes, [0, 1, 2, 4, 6, 8], n=1, steps=steps, seed=seed,
                            measure=False)
     paths.append(save(image_rows(sweep.rows(0), [f"w = {w:g}" for w in sweep.scales],
-                                 title="guidance scale, same start noise per row"),
+                                 title="guidance scale (every image from the same start noise)"),
                       out / FIGURES[3]))
     samples, _ = generate_samples(pipe, 16 if fast else 64, steps=steps,
                                   guidance=DEFAULT_GUIDANCE, seed=seed, progress=False)

@@ -54,7 +54,7 @@ class ModelConfig:
 
 
 PRESETS: dict[str, ModelConfig] = {
-    # Sized for the 15-minute CPU target (see benchmarks/RESULTS.md for what was measured).
+    # Sized for about 12 minutes of training on a 2-core CPU (benchmarks/RESULTS.md: what was measured).
     # Four levels (32-16-8-4 px) give the global view recognisable shapes need; attention only
     # at 4 px, where it is cheap. Slim early levels (24, 48, 96 channels): 1.37 GFLOP per
     # training image instead of 2.21 for (32, 64, 128, 128), 1.7x more steps per minute,

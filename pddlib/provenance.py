@@ -445,7 +445,7 @@ def publish(model_dir: str | Path, repo_id: str, *, token: str | None = None,
     """Upload a model folder (weights, card, manifest, metrics; no checkpoints) to the HF Hub.
 
     Refuses to publish a model whose manifest fails verification. Needs internet and a token
-    (`huggingface-cli login` or HF_TOKEN). Returns the repository URL.
+    (`hf auth login` or HF_TOKEN). Returns the repository URL.
     """
     from huggingface_hub import HfApi
 
@@ -468,5 +468,5 @@ def publish_skip_reason() -> str | None:
     from huggingface_hub import get_token
 
     if not get_token():
-        return "no Hugging Face token: run `huggingface-cli login` or set HF_TOKEN"
+        return "no Hugging Face token: run `hf auth login` or set HF_TOKEN"
     return None
