@@ -46,6 +46,8 @@ class ModelConfig:
         if any(c % self.norm_num_groups for c in self.block_out_channels):
             raise ValueError(f"norm_num_groups={self.norm_num_groups} must divide every channel "
                              f"count in {self.block_out_channels}")
+        if self.patch_size < 1:
+            raise ValueError(f"patch_size must be 1 (no folding) or more, got {self.patch_size}")
         factor = self.patch_size * 2 ** (len(self.block_out_channels) - 1)
         if self.sample_size % factor:
             raise ValueError(f"sample_size {self.sample_size} must be divisible by {factor} "
@@ -54,7 +56,7 @@ class ModelConfig:
 
 
 PRESETS: dict[str, ModelConfig] = {
-    # Sized for about 12 minutes of training on a 2-core CPU (benchmarks/RESULTS.md: what was measured).
+    # Sized for about 12 minutes of training on a 2-core CPU (measured: benchmarks/RESULTS.md).
     # Four levels (32-16-8-4 px) give the global view recognisable shapes need; attention only
     # at 4 px, where it is cheap. Slim early levels (24, 48, 96 channels): 1.37 GFLOP per
     # training image instead of 2.21 for (32, 64, 128, 128), 1.7x more steps per minute,
@@ -131,9 +133,13 @@ def image_shape(unet: UNet2DModel) -> tuple[int, int, int]:
 
 
 def predict(unet: UNet2DModel, x: torch.Tensor, timesteps: torch.Tensor | int,
-            class_labels: torch.Tensor | None = None) -> torch.Tensor:
-    """The UNet's prediction (N, 3, S, S) for images x (N, 3, S, S), folding patches if needed."""
-    p = patch_size_of(unet)
+            class_labels: torch.Tensor | None = None,
+            patch_size: int | None = None) -> torch.Tensor:
+    """The UNet's prediction (N, 3, S, S) for images x (N, 3, S, S), folding patches if needed.
+
+    patch_size: None reads it from the model's config; pass it for a wrapped model (DDP).
+    """
+    p = patch_size_of(unet) if patch_size is None else patch_size
     if p == 1:
         return unet(x, timesteps, class_labels=class_labels).sample
     out = unet(F.pixel_unshuffle(x, p), timesteps, class_labels=class_labels).sample

@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from pddlib.data.transforms import to_tensor
 from pddlib.defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS
-from pddlib.models import ModelConfig, build_unet, get_preset, null_class
+from pddlib.models import ModelConfig, build_unet, get_preset, null_class, predict
 from pddlib.pipeline import PDDiffusionPipeline, set_scheduler
 from pddlib.provenance import write_card, write_provenance
 
@@ -264,14 +264,11 @@ def diffusion_loss(
     patch_size: int = 1,
 ) -> torch.Tensor:
     """Weighted MSE between the UNet's prediction and its target (noise or v); a scalar."""
-    if patch_size > 1:
-        # Folding patches into channels only reorders pixels: noising, target and the mean
-        # squared error are the same computed on the folded tensors the UNet sees.
-        x0, noise = F.pixel_unshuffle(x0, patch_size), F.pixel_unshuffle(noise, patch_size)
     x_t = scheduler.add_noise(x0, noise, timesteps)
     v = scheduler.config.prediction_type == "v_prediction"
     target = scheduler.get_velocity(x0, noise, timesteps) if v else noise
-    pred = unet(x_t, timesteps, class_labels=class_labels).sample
+    # patch_size is passed, not read from the config: under DDP `unet` is a wrapper without one.
+    pred = predict(unet, x_t, timesteps, class_labels, patch_size)
     mse = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
     if snr_gamma is None:
         return mse.mean()

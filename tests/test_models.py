@@ -78,12 +78,15 @@ def test_bad_shapes_are_refused_with_a_reason() -> None:
         ModelConfig(sample_size=30)
     with pytest.raises(ValueError, match=r"divisible by 8 \(patch_size 2"):
         ModelConfig(sample_size=20, patch_size=2)
+    with pytest.raises(ValueError, match="patch_size must be 1"):
+        ModelConfig(patch_size=0)
 
 
 def test_patched_model_folds_pixels_into_channels_and_keeps_image_shapes(tmp_path: Path) -> None:
     cfg = replace(TINY, patch_size=2)  # 16 px images -> the UNet sees 12 x 8 x 8
     unet = build_unet(cfg, ["cat", "dog"], seed=0).eval()
-    assert (unet.config.in_channels, unet.config.out_channels, unet.config.sample_size) == (12, 12, 8)
+    cfg_seen = unet.config.in_channels, unet.config.out_channels, unet.config.sample_size
+    assert cfg_seen == (12, 12, 8)
     assert patch_size_of(unet) == 2 and image_shape(unet) == (3, 16, 16)
     x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([0, 2])

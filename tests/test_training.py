@@ -219,7 +219,8 @@ def test_patched_objective_equals_the_loss_on_unfolded_images() -> None:
     sched = noise_scheduler(TrainConfig())
     unet = build_unet(replace(TINY, patch_size=2), NAMES, seed=0)
     g = torch.Generator().manual_seed(0)
-    x0, noise = torch.rand(3, 3, 16, 16, generator=g) * 2 - 1, torch.randn(3, 3, 16, 16, generator=g)
+    x0 = torch.rand(3, 3, 16, 16, generator=g) * 2 - 1
+    noise = torch.randn(3, 3, 16, 16, generator=g)
     t, labels = torch.tensor([3, 400, 990]), torch.tensor([0, 1, 2])
     with torch.no_grad():
         folded = diffusion_loss(unet, sched, x0, noise, t, labels, 5.0, patch_size=2)
