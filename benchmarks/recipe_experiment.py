@@ -6,8 +6,9 @@
 Writes runs/recipe/<name>/ (the run) and runs/recipe/<name>.json (settings, time, loss). The grid
 has one row per class (--per-class samples each, Euler ancestral 25 steps, DEFAULT_GUIDANCE
 unless --guidance says otherwise; session 2-3 runs used 3) to judge
-recognisability by eye, and the summary records the pdcls class agreement of those samples;
-results are recorded in benchmarks/RESULTS.md.
+recognisability by eye, and the summary records the default judge's class agreement of those
+samples, overall and per class, and FD-pdshape (and FD-pdcls, to compare with sessions 1-5)
+against the held-out split; results are recorded in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 
 from pddlib.data import load_images
 from pddlib.defaults import DEFAULT_GUIDANCE
-from pddlib.metrics import class_agreement, fd
+from pddlib.metrics import class_agreement, fd, per_class_agreement
 from pddlib.pipeline import set_scheduler
 from pddlib.training import TrainConfig, load_pipeline, recipe, train
 from pddlib.viz import pil_grid
@@ -102,7 +103,10 @@ def main() -> None:
                "wall_seconds": round(wall, 1), "images_per_second": round(
                    result.images_per_second, 1), "final_loss": round(result.loss, 4),
                "class_agreement": round(class_agreement(images, labels), 3),
+               "per_class": {k: round(v, 3) for k, v in per_class_agreement(images, labels).items()},
+               "class_agreement_pdcls": round(class_agreement(images, labels, judge="pdcls"), 3),
                "n_samples": len(images),
+               "fd_pdshape_vs_heldout": round(fd(heldout, images), 2),
                "fd_pdcls_vs_heldout": round(fd(heldout, images, "pdcls"), 2),
                "classes": names}
     out.with_suffix(".json").write_text(json.dumps(summary, indent=1))

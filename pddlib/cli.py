@@ -7,11 +7,19 @@ sets `func`; argparse stays here, the library functions take frozen configs or p
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from pddlib import __version__
-from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS, SCHEDULER_NAMES
+from pddlib.defaults import (
+    DEFAULT_GUIDANCE,
+    DEFAULT_JUDGE,
+    DEFAULT_SCHEDULER,
+    DEFAULT_STEPS,
+    JUDGE_NAMES,
+    SCHEDULER_NAMES,
+)
 
 SCHEDULER_HELP = ", ".join(SCHEDULER_NAMES) + f" (default {DEFAULT_SCHEDULER})"
 
@@ -67,11 +75,16 @@ def add_scrape(sub: argparse._SubParsersAction) -> None:
 
 def add_eval(sub: argparse._SubParsersAction) -> None:
     """Register `pddlib eval`: FD, KID, precision and recall of a model against held-out images."""
-    p = sub.add_parser("eval", help="measure sample quality (FD-pdcls offline, FID online)")
+    p = sub.add_parser("eval", help=f"measure sample quality (FD-{DEFAULT_JUDGE} offline, FID online)")
     p.add_argument("--model", type=Path, help="trained model folder (from `pddlib train`)")
     p.add_argument("--n", type=int, default=1000, help="images to generate")
-    p.add_argument("--features", choices=("pdcls", "inception"), default="pdcls",
-                   help="pdcls: offline classifier (FD-pdcls); inception: standard FID")
+    p.add_argument("--features", choices=(*JUDGE_NAMES, "inception"), default=DEFAULT_JUDGE,
+                   help=f"a judge (offline, FD-<judge>; default {DEFAULT_JUDGE}) or inception "
+                        "(standard FID; needs its cached weights)")
+    p.add_argument("--judge", choices=JUDGE_NAMES, default=DEFAULT_JUDGE,
+                   help="the classifier that names each sample's class (class agreement)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (fd, agreement, per_class, ...) on stdout")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps")
     p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
                    help="classifier-free guidance scale")
@@ -91,16 +104,17 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
             raise ValueError("--model DIR is required (or --prefetch-weights)")
         from pddlib.metrics.evaluate import EvalConfig, evaluate_model
 
-        config = EvalConfig(n=args.n, features=args.features, steps=args.steps,
+        config = EvalConfig(n=args.n, features=args.features, judge=args.judge, steps=args.steps,
                             guidance=args.guidance, scheduler=args.scheduler, seed=args.seed,
                             data=args.data)
         result = evaluate_model(args.model, config)
-        print(result)
+        print(json.dumps(result.to_dict()) if args.json else result)
         from pddlib.provenance import eval_metrics, record_metrics
 
         record_metrics(args.model, eval_metrics(result))  # the model card reports it
+        # With --json, stdout holds the JSON object alone.
         print(f"recorded in {args.model / 'metrics.json'}; `pddlib card --model {args.model}` "
-              "puts it in the model card")
+              "puts it in the model card", file=sys.stderr if args.json else sys.stdout)
         return 0
 
     p.set_defaults(func=run)

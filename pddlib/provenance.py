@@ -201,6 +201,8 @@ def eval_metrics(result) -> dict:
              "guidance": c.guidance, "seed": c.seed}
     if result.class_agreement is not None:
         entry["class_agreement"] = result.class_agreement
+        entry["judge"] = c.judge
+        entry["per_class"] = result.per_class
     return {r.fd_name: entry}
 
 
@@ -298,7 +300,7 @@ def card_metadata(model_dir: Path, rows: list[dict], config: dict, license: str)
 def metrics_section(metrics: dict) -> list[str]:
     """Markdown lines reporting the recorded measurements (or saying there are none)."""
     out = ["## Evaluation", ""]
-    quality = {k: v for k, v in metrics.items() if k in ("FD-pdcls", "FID")}
+    quality = {k: v for k, v in metrics.items() if k.startswith("FD-") or k == "FID"}
     if not quality and "replication" not in metrics:
         return out + [("Not measured yet. Run `pddlib eval --model <this folder>` (sample quality) "
                       "and `pddlib.metrics.measure_replication(<this folder>)` (copying), then "
@@ -312,9 +314,13 @@ def metrics_section(metrics: dict) -> list[str]:
                        f"{m.get('precision', float('nan')):.3f} | {m.get('recall', float('nan')):.3f}"
                        f" | {agree} | {m.get('n_generated', '?')} ({m.get('sampler', '?')}) | "
                        f"{m.get('against', '?')} |")
-        out += ["", ("FD-pdcls is the Frechet distance on the features of the course's small "
-                "clip-art classifier: comparable between models of this course only, never with "
-                "published FIDs."), ""]
+        out += ["", ("FD-<judge> (e.g. FD-pdshape) is the Frechet distance on the features of "
+                "one of the course's small clip-art classifiers: comparable between models of "
+                "this course only, never with published FIDs."), ""]
+        for name, m in quality.items():
+            if m.get("per_class"):
+                out += [f"Class agreement per class ({m.get('judge', 'judge')}, {name} run): "
+                        + ", ".join(f"{c} {v:.2f}" for c, v in m["per_class"].items()), ""]
     rep = metrics.get("replication")
     if rep:
         out += ["**Replication** (nearest training image of each sample, mirror images included):",
@@ -406,7 +412,7 @@ def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
               ("- Samples can come close to training images (see Evaluation, replication); a "
               "closer copy is still a public-domain image, but check with "
               "`pddlib.metrics.check_copies` before presenting a sample as new work."),
-              "- Metrics computed with the course's classifier (FD-pdcls) are not FID.", "",
+              "- Metrics computed with the course's classifiers (FD-pdshape, FD-pdcls) are not FID.", "",
               "## What you may do with the weights and the outputs", "",
               f"The weights are released under `{license}`"
               + (" (CC0 1.0: no rights reserved)" if license == "cc0-1.0" else "")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from pddlib.data.transforms import to_uint8
 from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
 from pddlib.models import image_shape
 from pddlib.pipeline import SCHEDULERS, Label, PDDiffusionPipeline
@@ -114,37 +115,30 @@ def time_sampling(pipe: PDDiffusionPipeline, schedulers: Sequence[str] = SWEEP_S
 # ---------------------------------------------------------------- quality
 
 
-def classes_known_to_pdcls(pipe: PDDiffusionPipeline) -> bool:
-    """True when pipe is conditional on classes the committed pdcls classifier knows."""
-    from pddlib.metrics import pdcls
-
-    names = pipe.class_names
-    return bool(names) and set(names) <= set(pdcls.info().class_names)
-
-
 def quality_vs_steps(pipe: PDDiffusionPipeline, real, scheduler: str = DEFAULT_SCHEDULER,
                      steps: Sequence[int] = (5, 10, 25, 50), *, n: int = 128,
                      guidance: float = DEFAULT_GUIDANCE, seed: int = 0,
                      batch_size: int | None = None):
-    """FD-pdcls to the real images (and pdcls class agreement) at each step count: a DataFrame.
+    """FD-<judge> to the real images (and the judge's class agreement) at each step count.
 
     The same seed, so the same start noise, at every step count; n class-balanced samples.
-    Columns: scheduler, steps, fd_pdcls, class_agreement (NaN for unconditional models), n.
+    A DataFrame with columns scheduler, steps, fd (FD on the default judge's features),
+    class_agreement (NaN for unconditional models or classes the judge does not know), n.
     """
     import pandas as pd
 
     from pddlib.metrics import fd
     from pddlib.metrics.evaluate import generate_samples
-    from pddlib.metrics.pdcls import class_agreement
+    from pddlib.metrics.judge import class_agreement, knows_classes
 
     p = with_scheduler(pipe, scheduler)
-    agree = classes_known_to_pdcls(pipe)
+    agree = knows_classes(pipe.class_names)
     rows = []
     for n_steps in steps:
         images, labels = generate_samples(p, n, steps=n_steps, guidance=guidance, seed=seed,
                                           batch_size=batch_size, progress=False)
         row = {"scheduler": scheduler, "steps": int(n_steps),
-               "fd_pdcls": fd(real, images, "pdcls", progress=False),
+               "fd": fd(real, images, progress=False),
                "class_agreement": float("nan"), "n": n}
         if agree and labels is not None:
             row["class_agreement"] = class_agreement(images, [pipe.class_names[i] for i in labels])
@@ -158,21 +152,20 @@ def quality_vs_steps(pipe: PDDiffusionPipeline, real, scheduler: str = DEFAULT_S
 def diversity(images: torch.Tensor, space: str = "pixels") -> float:
     """Mean pairwise distance between images (N, 3, S, S) in [-1, 1]; 0 when all are equal.
 
-    space="pixels": root-mean-square difference per pixel value (0..2). space="pdcls": Euclidean
-    distance between pdcls features, which care about shapes more than exact pixel values.
+    space="pixels": root-mean-square difference per pixel value (0..2). space="judge": Euclidean
+    distance between the default judge's features, which care about shapes, not exact pixels.
     """
     if len(images) < 2:
         raise ValueError("diversity needs at least two images")
     if space == "pixels":
         x = images.flatten(1).double()
         return float(torch.pdist(x).mean() / math.sqrt(x.shape[1]))
-    if space == "pdcls":
-        from pddlib.data.transforms import to_uint8
+    if space == "judge":
         from pddlib.metrics import extract_features
 
-        f = extract_features(to_uint8(images), "pdcls", cache=False, progress=False)
+        f = extract_features(to_uint8(images), cache=False, progress=False)
         return float(torch.pdist(torch.as_tensor(f).double()).mean())
-    raise ValueError(f"space must be 'pixels' or 'pdcls', got {space!r}")
+    raise ValueError(f"space must be 'pixels' or 'judge', got {space!r}")
 
 
 @dataclass(frozen=True)
@@ -204,9 +197,9 @@ def guidance_sweep(pipe: PDDiffusionPipeline, classes: Sequence[Label] | None = 
                    measure: bool = True) -> GuidanceSweep:
     """Sample n images per class at each guidance scale, all scales from the same start noise.
 
-    With `measure`, the table says for each (class, scale): class_agreement (the fraction pdcls
-    assigns to the requested class; NaN if pdcls does not know the classes) and diversity in
-    pixels and in pdcls features (mean pairwise distance within the class's n samples).
+    With `measure`, the table says for each (class, scale): class_agreement (the fraction the
+    judge assigns to the requested class; NaN if it does not know the classes) and diversity in
+    pixels and in the judge's features (mean pairwise distance within the class's n samples).
     """
     import pandas as pd
 
@@ -216,7 +209,9 @@ def guidance_sweep(pipe: PDDiffusionPipeline, classes: Sequence[Label] | None = 
     names = [pipe.class_names[int(c)] if not isinstance(c, str) else c
              for c in (classes if classes is not None else range(len(pipe.class_names)))]
     p.label_ids(names, len(names))  # one clear error for an unknown class, before any sampling
-    judge = measure and classes_known_to_pdcls(pipe)
+    from pddlib.metrics.judge import class_agreement, knows_classes
+
+    judged = measure and knows_classes(pipe.class_names)
     # One start noise per image slot, shared by every class and scale: differences between
     # columns of the grid are then caused by the guidance scale alone.
     latents = initial_noise(p, n, seeded(seed))
@@ -231,14 +226,11 @@ def guidance_sweep(pipe: PDDiffusionPipeline, classes: Sequence[Label] | None = 
                 continue
             row = {"class": name, "guidance": float(w), "class_agreement": float("nan"),
                    "diversity_pixels": diversity(x) if n > 1 else float("nan"),
-                   "diversity_pdcls": float("nan")}
-            if judge:
-                from pddlib.data.transforms import to_uint8
-                from pddlib.metrics.pdcls import class_agreement
-
+                   "diversity_judge": float("nan")}
+            if judged:
                 row["class_agreement"] = class_agreement(to_uint8(x), [name] * n)
                 if n > 1:
-                    row["diversity_pdcls"] = diversity(x, "pdcls")
+                    row["diversity_judge"] = diversity(x, "judge")
             rows.append(row)
     return GuidanceSweep(names, [float(w) for w in scales], images, pd.DataFrame(rows))
 

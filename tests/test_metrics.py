@@ -10,8 +10,8 @@ import scipy.linalg
 import torch
 
 from pddlib import metrics
+from pddlib.metrics import anchors, inception, judge
 from pddlib.metrics import features as feat
-from pddlib.metrics import inception, pdcls
 from pddlib.metrics.frechet import fd_infinity_from_features, frechet_distance, gaussian_stats
 from pddlib.metrics.kid import kid_from_features, mmd2_unbiased
 from pddlib.metrics.prdc import precision_recall_from_features
@@ -184,7 +184,7 @@ def test_offline_without_weights_is_one_clear_error(offline) -> None:
     with pytest.raises(FileNotFoundError) as e:
         inception.load_fid_inception()
     msg = str(e.value)
-    assert str(expected) in msg and "pddlib eval --prefetch-weights" in msg and "pdcls" in msg
+    assert str(expected) in msg and "pddlib eval --prefetch-weights" in msg and "pdshape" in msg
     imgs = np.zeros((4, 8, 8, 3), np.uint8)
     with pytest.raises(FileNotFoundError, match=inception.FILENAME):
         metrics.fd(imgs, imgs, features="inception")
@@ -211,7 +211,7 @@ def test_weights_load_from_the_cache_with_weights_only(offline, monkeypatch) -> 
     assert not model.training
 
 
-# --- pdcls on the embedded set, image inputs, cache, CLI ------------------------------------
+# --- the judges on the embedded set, image inputs, cache, CLI -------------------------------
 
 @pytest.fixture(scope="module")
 def clipart():
@@ -223,21 +223,71 @@ def clipart():
 
 @pytest.fixture(scope="module")
 def train_features(clipart) -> np.ndarray:
-    """pdcls features of the training split, computed once for the module."""
+    """Default-judge features of the training split, computed once for the module."""
     return metrics.extract_features(clipart[0], progress=False)
 
 
-def test_pdcls_reproduces_its_recorded_heldout_accuracy(clipart) -> None:
+@pytest.mark.parametrize("name", judge.JUDGES)
+def test_each_judge_reproduces_its_recorded_heldout_accuracy(clipart, name) -> None:
     _, held = clipart
-    info = pdcls.info()
-    assert list(info.class_names) == held.features["label"].names
+    info = judge.info(name)
+    assert info.name == name and list(info.class_names) == held.features["label"].names
     assert info.n_heldout == len(held)
-    pred, probs = metrics.classify(held)
+    pred, probs = metrics.classify(held, judge=name)
     assert probs.shape == (len(held), len(info.class_names))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     accuracy = float((pred == np.asarray(held["label"])).mean())
     assert accuracy == pytest.approx(info.heldout_accuracy, abs=1e-3)
-    assert (pdcls.package_file(pdcls.WEIGHTS).stat().st_size) < 5e6
+    assert judge.weights_file(name).stat().st_size < 5e6
+
+
+def test_an_unknown_judge_is_one_clear_error(clipart) -> None:
+    with pytest.raises(ValueError, match="unknown judge 'pdfoo': choose one of pdshape, pdcls"):
+        metrics.classify(clipart[1].select([0]), judge="pdfoo")
+    with pytest.raises(ValueError, match="unknown features 'pdfoo'"):
+        metrics.extract_features(clipart[1].select([0]), "pdfoo", progress=False)
+
+
+def test_judge_features_rank_degradations_as_a_person_does(clipart) -> None:
+    """Recognisable degradations score closer to the real images than shape-destroying ones."""
+    train, held = clipart
+    fds = metrics.anchor_fds(held, train)
+    mild = [fds[name] for name in anchors.MILD]
+    destructive = [fds[name] for name in anchors.DESTRUCTIVE]
+    # Mild degradations stay near the floor (the sampling noise of real against real); every
+    # shape-destroying one lies several times further out, and noise further still.
+    assert max(mild) < 1.25 * fds["real (floor)"]
+    assert min(destructive) > 4 * max(mild)
+    assert max(destructive) < fds["uniform noise"]
+
+
+def test_degradations_keep_shape_and_range() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    for fn in (*anchors.MILD.values(), *anchors.DESTRUCTIVE.values()):
+        out = fn(x)
+        assert out.shape == x.shape and out.dtype == np.uint8
+    # Block averages keep every block's mean colour; shuffles keep the pixels, not their places.
+    blocks = anchors.block_averaged(x, blocks=4)
+    np.testing.assert_allclose(blocks.reshape(3, 4, 8, 4, 8, 3).mean(axis=(2, 4)),
+                               x.reshape(3, 4, 8, 4, 8, 3).mean(axis=(2, 4)), atol=0.5)
+    shuffled = anchors.patch_shuffled(x, patches=4)
+    assert sorted(shuffled.ravel()) == sorted(x.ravel()) and not np.array_equal(shuffled, x)
+    grey = np.full((1, 32, 32, 3), 128, np.uint8)
+    np.testing.assert_array_equal(anchors.recoloured(grey, angle=0.5), grey)  # greys stay put
+
+
+def test_per_class_agreement_counts_each_class(clipart) -> None:
+    _, held = clipart
+    sub = held.select(range(48))
+    names = held.features["label"].names
+    per = metrics.per_class_agreement(sub, sub["label"])
+    assert set(per) == {names[y] for y in sub["label"]}
+    pred, _ = metrics.classify(sub)
+    labels = np.asarray(sub["label"])
+    for name, value in per.items():
+        mask = labels == names.index(name)
+        assert value == pytest.approx(float((pred[mask] == labels[mask]).mean()))
 
 
 def test_class_agreement_takes_names_or_indices(clipart) -> None:
@@ -248,7 +298,7 @@ def test_class_agreement_takes_names_or_indices(clipart) -> None:
     assert metrics.class_agreement(sub, [names[i] for i in sub["label"]]) == by_index
     wrong = [(y + 1) % len(names) for y in sub["label"]]
     assert metrics.class_agreement(sub, wrong) < by_index
-    with pytest.raises(ValueError, match="pdcls knows only"):
+    with pytest.raises(ValueError, match="pdshape judge knows only"):
         metrics.class_agreement(sub.select([0]), ["unicorn"])
 
 
@@ -300,7 +350,7 @@ def test_feature_cache_round_trip(clipart, tmp_path, monkeypatch) -> None:
     _, held = clipart
     sub = held.select(range(10))
     first = metrics.extract_features(sub, cache=True, progress=False)
-    assert len(list((tmp_path / "features").glob("pdcls-*.npy"))) == 1
+    assert len(list((tmp_path / "features").glob("pdshape-*.npy"))) == 1
 
     def recompute(self, batch):
         raise AssertionError("features were recomputed instead of read from the cache")
@@ -322,7 +372,7 @@ def save_tiny_model(folder) -> None:
 
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        unet = build_unet(TINY, list(pdcls.info().class_names))
+        unet = build_unet(TINY, list(judge.info().class_names))
     PDDiffusionPipeline(unet, DDPMScheduler(num_train_timesteps=1000)).save_pretrained(folder)
 
 
@@ -330,12 +380,40 @@ def test_pddlib_eval_prints_all_scores_offline(offline, capsys) -> None:
     from pddlib import cli
 
     save_tiny_model(offline / "model")
-    rc = cli.main(["eval", "--model", str(offline / "model"), "--n", "8", "--steps", "2"])
+    rc = cli.main(["eval", "--model", str(offline / "model"), "--n", "16", "--steps", "2"])
     out = capsys.readouterr().out
     assert rc == 0, out
-    for word in ("FD-pdcls", "KID", "precision", "recall", "class agreement", "8 generated"):
+    for word in ("FD-pdshape", "KID", "precision", "recall", "class agreement (pdshape)",
+                 "16 generated", "bird", "pictogram", "note: the model draws 16 px images"):
         assert word in out
     assert "FID" not in out
+
+
+def test_pddlib_eval_json_is_one_object_with_per_class_agreement(offline, capsys) -> None:
+    import json
+
+    from pddlib import cli
+
+    save_tiny_model(offline / "model")
+    rc = cli.main(["eval", "--model", str(offline / "model"), "--n", "32", "--steps", "2", "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    result = json.loads(out)  # stdout holds the object alone
+    names = judge.info().class_names
+    assert result["fd_name"] == "FD-pdshape" and result["fd"] > 0 and result["n"] == 32
+    assert set(result["per_class"]) == set(names)
+    assert all(0 <= v <= 1 for v in result["per_class"].values())
+    assert result["agreement"] == pytest.approx(np.mean(list(result["per_class"].values())))
+
+
+def test_pddlib_eval_refuses_too_few_samples_for_every_class(offline, capsys) -> None:
+    from pddlib import cli
+
+    save_tiny_model(offline / "model")
+    rc = cli.main(["eval", "--model", str(offline / "model"), "--n", "8", "--steps", "2"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "n = 8 samples leave some of the model's 16 classes without one" in err
+    assert "Traceback" not in err
 
 
 def test_pddlib_eval_inception_offline_fails_before_sampling(offline, capsys) -> None:

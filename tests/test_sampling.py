@@ -38,13 +38,11 @@ def pipe() -> PDDiffusionPipeline:
     return p
 
 
-def pdcls_classes() -> list[str]:
-    """The committed classifier's classes; skips the test when its weights are not built yet."""
-    from pddlib.metrics import pdcls
+def judge_classes() -> list[str]:
+    """The default judge's classes (the embedded set's)."""
+    from pddlib.metrics import judge
 
-    if not pdcls.package_file(pdcls.WEIGHTS).is_file():
-        pytest.skip("pdcls weights not built (python scripts/train_pdcls.py)")
-    return list(pdcls.info().class_names)
+    return list(judge.info().class_names)
 
 
 def test_with_scheduler_is_a_new_pipeline_sharing_the_unet(pipe) -> None:
@@ -129,7 +127,7 @@ def test_guidance_sweep_shares_noise_across_scales(pipe) -> None:
     assert len(table) == 6 and list(table["guidance"]) == [0.0, 1.0, 3.0] * 2
     assert table.loc[1, "diversity_pixels"] == pytest.approx(
         sampling.diversity(sweep.images["circle", 1.0]))
-    assert table.class_agreement.isna().all()  # pdcls does not know circle / square / star
+    assert table.class_agreement.isna().all()  # the judge does not know circle / square / star
     assert list(sweep.by_scale()["guidance"]) == [0.0, 1.0, 3.0]
 
 
@@ -142,15 +140,15 @@ def test_guidance_sweep_errors(pipe) -> None:
         sampling.guidance_sweep(uncond, None, [1], n=1, steps=1)
 
 
-def test_guidance_sweep_judged_by_pdcls() -> None:
-    names = pdcls_classes()[:2]
+def test_guidance_sweep_judged_by_the_judge() -> None:
+    names = judge_classes()[:2]
     unet = build_unet(replace(TINY, sample_size=8), names, seed=0).eval()
     p = PDDiffusionPipeline(unet, DDPMScheduler())
     sweep = sampling.guidance_sweep(p, None, [1, 4], n=2, steps=1)
     table = sweep.table
     assert len(table) == 4
     assert table.class_agreement.isin([0.0, 0.5, 1.0]).all()  # fractions of two images
-    assert (table.diversity_pdcls >= 0).all()
+    assert (table.diversity_judge >= 0).all()
 
 
 def test_evenly_spaced_steps() -> None:
@@ -184,14 +182,14 @@ def test_collect_trajectory_errors(pipe) -> None:
 
 
 def test_quality_vs_steps() -> None:
-    names = pdcls_classes()[:2]
+    names = judge_classes()[:2]
     unet = build_unet(replace(TINY, sample_size=8), names, seed=0).eval()
     p = PDDiffusionPipeline(unet, DDPMScheduler())
     g = torch.Generator().manual_seed(0)
     real = [Image.fromarray((torch.rand(8, 8, 3, generator=g) * 255).byte().numpy())
             for _ in range(6)]
     table = sampling.quality_vs_steps(p, real, "ddim", [1, 2], n=6, batch_size=6)
-    assert table.steps.tolist() == [1, 2] and (table.fd_pdcls >= 0).all()
+    assert table.steps.tolist() == [1, 2] and (table.fd >= 0).all()
     assert table.class_agreement.between(0, 1).all()
 
 

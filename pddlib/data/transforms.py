@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -42,3 +42,29 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 def to_pil(x: torch.Tensor) -> list[Image.Image]:
     """Convert a tensor (N, 3, H, W) in [-1, 1] to a list of PIL RGB images."""
     return [Image.fromarray(a) for a in to_uint8(x)]
+
+
+def as_uint8(images, size: int | None = None) -> np.ndarray:
+    """Any image collection -> uint8 array (N, S, S, 3); resized (square-padded on white) if size."""
+    if hasattr(images, "column_names") and "image" in getattr(images, "column_names", ()):
+        images = images["image"]  # a datasets.Dataset: its PIL images
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().numpy()
+    if isinstance(images, np.ndarray):
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"image arrays must be uint8 (N, H, W, 3), got {images.dtype} "
+                             f"{images.shape}; convert with pddlib.data.to_uint8.")
+        if size is None or images.shape[1:3] == (size, size):
+            return images
+        images = [Image.fromarray(a) for a in images]
+    if not isinstance(images, Sequence) or not all(isinstance(im, Image.Image) for im in images):
+        raise ValueError("images must be a dataset with an 'image' column, a list of PIL images, "
+                         "or a uint8 array/tensor (N, H, W, 3)")
+    if size is None:
+        sizes = {im.size for im in images}
+        if len(sizes) > 1:
+            raise ValueError(f"images have different sizes {sorted(sizes)[:3]}...: pass size=")
+        size = max(next(iter(sizes))) if sizes else 1
+    if not images:
+        return np.zeros((0, size, size, 3), np.uint8)
+    return np.stack([np.asarray(resize_square(im, size), dtype=np.uint8) for im in images])

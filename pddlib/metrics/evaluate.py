@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
+from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_JUDGE, DEFAULT_SCHEDULER, DEFAULT_STEPS
+from pddlib.metrics import judge
 from pddlib.metrics.quality import QualityReport, quality_report
 
 
@@ -20,7 +21,8 @@ class EvalConfig:
     """What `pddlib eval` measures and how."""
 
     n: int = 1000  # generated images
-    features: str = "pdcls"  # "pdcls" (offline, FD-pdcls) or "inception" (FID)
+    features: str = DEFAULT_JUDGE  # a judge (offline, FD-<judge>) or "inception" (FID)
+    judge: str = DEFAULT_JUDGE  # who names the class of each sample (class agreement)
     steps: int = DEFAULT_STEPS  # denoising steps
     guidance: float = DEFAULT_GUIDANCE  # classifier-free guidance (1 = none; unconditional: 1)
     scheduler: str = DEFAULT_SCHEDULER  # sampler (pddlib.pipeline.SCHEDULERS)
@@ -31,18 +33,32 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Scores of one model, plus how often pdcls recognises the requested class."""
+    """Scores of one model, plus how often the judge recognises the requested class."""
 
     report: QualityReport
-    class_agreement: float | None  # None: unconditional model, or classes pdcls does not know
+    class_agreement: float | None  # None: unconditional model, or classes the judge does not know
+    per_class: dict[str, float] | None  # class name -> agreement, as class_agreement
     config: EvalConfig
+    note: str = ""  # what a reader must know to compare the numbers (e.g. a resolution change)
 
     def __str__(self) -> str:
-        agree = ("" if self.class_agreement is None
-                 else f"\nclass agreement (pdcls) {self.class_agreement:.3f}")
         c = self.config
-        return (f"{c.n} samples, {c.scheduler} {c.steps} steps, guidance {c.guidance}, "
-                f"seed {c.seed}, against the {c.data} held-out split\n{self.report}{agree}")
+        lines = [(f"{c.n} samples, {c.scheduler} {c.steps} steps, guidance {c.guidance}, "
+                 f"seed {c.seed}, against the {c.data} held-out split"), str(self.report)]
+        if self.class_agreement is not None:
+            lines.append(f"class agreement ({c.judge}) {self.class_agreement:.3f}; per class:")
+            lines += [f"  {name:<12} {value:.3f}" for name, value in self.per_class.items()]
+        return "\n".join(lines + ([f"note: {self.note}"] if self.note else []))
+
+    def to_dict(self) -> dict:
+        """The result as plain JSON types: fd, its name, KID, precision/recall, agreement, per class."""
+        r = self.report
+        return {"fd": r.fd, "fd_name": r.fd_name, "features": r.features, "judge": self.config.judge,
+                "kid": r.kid_mean, "kid_std": r.kid_std, "precision": r.precision,
+                "recall": r.recall, "agreement": self.class_agreement,
+                "per_class": self.per_class, "n": r.n_fake, "n_real": r.n_real,
+                "steps": self.config.steps, "scheduler": self.config.scheduler,
+                "guidance": self.config.guidance, "seed": self.config.seed, "note": self.note}
 
 
 def sampling_batch_size(device: torch.device | str) -> int:
@@ -74,18 +90,27 @@ def generate_samples(
 
 def evaluate_pipeline(pipe, real, config: EvalConfig, *, progress: bool = True) -> EvalResult:
     """Sample `pipe` as config says and score the samples against the real images."""
-    from pddlib.metrics import pdcls
-
+    judge.check_judge(config.judge)
     if not pipe.class_names and config.guidance != 1.0:
         config = replace(config, guidance=1.0)  # guidance needs classes: report what was run
+    if pipe.class_names and config.n < len(pipe.class_names):
+        raise ValueError(f"n = {config.n} samples leave some of the model's "
+                         f"{len(pipe.class_names)} classes without one: a per-class figure needs "
+                         f"n >= {len(pipe.class_names)} (8 or more per class to mean much).")
     images, labels = generate_samples(pipe, config.n, steps=config.steps, guidance=config.guidance,
                               seed=config.seed, batch_size=config.batch_size, progress=progress)
     report = quality_report(real, images, config.features, progress=progress,
                             kid_subset_size=min(1000, config.n))
-    agreement = None
-    if labels is not None and set(pipe.class_names) <= set(pdcls.info().class_names):
-        agreement = pdcls.class_agreement(images, [pipe.class_names[i] for i in labels])
-    return EvalResult(report, agreement, config)
+    agreement = per_class = None
+    if labels is not None and judge.knows_classes(pipe.class_names, config.judge):
+        requested = [pipe.class_names[i] for i in labels]
+        agreement = judge.class_agreement(images, requested, judge=config.judge)
+        per_class = judge.per_class_agreement(images, requested, judge=config.judge)
+    size, judge_size = images.shape[1], judge.info(config.judge).image_size
+    note = "" if size == judge_size else (
+        f"the model draws {size} px images and the judge looks at {judge_size} px, so they were "
+        "resized: compare these scores only with models of the same resolution.")
+    return EvalResult(report, agreement, per_class, config, note)
 
 
 def evaluate_model(model_dir, config: EvalConfig = EvalConfig(), *, progress: bool = True) -> EvalResult:

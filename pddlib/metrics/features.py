@@ -1,8 +1,9 @@
 """Feature extraction for the metrics: any image collection -> (N, D) features, batched, cached.
 
 Image collections: a `datasets.Dataset` with an "image" column (the common schema), a list of
-PIL images, or uint8 arrays / tensors (N, H, W, 3). Two feature networks:
-  "pdcls"     the in-project clip-art classifier (penultimate layer, 128-d) at 32 px: offline;
+PIL images, or uint8 arrays / tensors (N, H, W, 3). Feature networks:
+  "pdshape"   the default judge (pddlib.metrics.judge; penultimate layer, 128-d) at 32 px: offline;
+  "pdcls"     the course's first judge, kept to compare (it keys on colour and layout);
   "inception" the standard FID InceptionV3 (pool3, 2048-d): needs its weights in the torch cache.
 Features of real sets can be cached on disk, keyed by the images' content and the network.
 """
@@ -11,45 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from pddlib.data.transforms import resize_square
+from pddlib.data.transforms import as_uint8
+from pddlib.defaults import DEFAULT_JUDGE
+from pddlib.metrics import judge
 
-FEATURES = ("pdcls", "inception")
-# Which name a Frechet distance on each feature set is reported under.
-FD_NAMES = {"pdcls": "FD-pdcls", "inception": "FID"}
-
-
-def as_uint8(images, size: int | None = None) -> np.ndarray:
-    """Any image collection -> uint8 array (N, S, S, 3); resized (square-padded on white) if size."""
-    if hasattr(images, "column_names") and "image" in getattr(images, "column_names", ()):
-        images = images["image"]  # a datasets.Dataset: its PIL images
-    if isinstance(images, torch.Tensor):
-        images = images.detach().cpu().numpy()
-    if isinstance(images, np.ndarray):
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"image arrays must be uint8 (N, H, W, 3), got {images.dtype} "
-                             f"{images.shape}; convert with pddlib.data.to_uint8.")
-        if size is None or images.shape[1:3] == (size, size):
-            return images
-        images = [Image.fromarray(a) for a in images]
-    if not isinstance(images, Sequence) or not all(isinstance(im, Image.Image) for im in images):
-        raise ValueError("images must be a dataset with an 'image' column, a list of PIL images, "
-                         "or a uint8 array/tensor (N, H, W, 3)")
-    if size is None:
-        sizes = {im.size for im in images}
-        if len(sizes) > 1:
-            raise ValueError(f"images have different sizes {sorted(sizes)[:3]}...: pass size=")
-        size = max(next(iter(sizes))) if sizes else 1
-    if not images:
-        return np.zeros((0, size, size, 3), np.uint8)
-    return np.stack([np.asarray(resize_square(im, size), dtype=np.uint8) for im in images])
+FEATURES = (*judge.JUDGES, "inception")
+# Which name a Frechet distance on each feature set is reported under: FID only for Inception.
+FD_NAMES = {**{name: f"FD-{name}" for name in judge.JUDGES}, "inception": "FID"}
 
 
 def fingerprint(images_uint8: np.ndarray) -> str:
@@ -83,7 +58,7 @@ class Extractor:
     def __call__(self, batch_uint8: np.ndarray) -> np.ndarray:
         """Features (N, D) float32 of one batch."""
         x = torch.from_numpy(np.ascontiguousarray(batch_uint8)).to(self.device)
-        if self.name == "pdcls":
+        if self.name in judge.JUDGES:
             x = x.permute(0, 3, 1, 2).float() / 127.5 - 1.0
             out = self.model.features(x)
         else:
@@ -94,19 +69,17 @@ class Extractor:
 _EXTRACTORS: dict[tuple[str, str], Extractor] = {}
 
 
-def get_extractor(features: str = "pdcls", device: str | torch.device | None = None) -> Extractor:
-    """The feature network called `features` ("pdcls" or "inception"), loaded once per device."""
+def get_extractor(features: str = DEFAULT_JUDGE, device: str | torch.device | None = None) -> Extractor:
+    """The feature network called `features` (a judge or "inception"), loaded once per device."""
     if features not in FEATURES:
-        raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
+        raise ValueError(f"unknown features {features!r}: choose one of {', '.join(FEATURES)}.")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if (features, str(dev)) not in _EXTRACTORS:
-        if features == "pdcls":
-            from pddlib.metrics import pdcls
-
-            meta = pdcls.info()
-            weights = pdcls.package_file(pdcls.WEIGHTS)
-            key = "pdcls-" + hashlib.sha256(weights.read_bytes()).hexdigest()[:8]
-            ext = Extractor("pdcls", key, meta.image_size, 256, pdcls.load_pdcls().to(dev), dev)
+        if features in judge.JUDGES:
+            meta = judge.info(features)
+            weights = judge.weights_file(features)
+            key = f"{features}-" + hashlib.sha256(weights.read_bytes()).hexdigest()[:8]
+            ext = Extractor(features, key, meta.image_size, 256, judge.load_judge(features).to(dev), dev)
         else:
             from pddlib.metrics import inception
 
@@ -119,7 +92,7 @@ def get_extractor(features: str = "pdcls", device: str | torch.device | None = N
 
 def extract_features(
     images,
-    features: str = "pdcls",
+    features: str = DEFAULT_JUDGE,
     *,
     size: int | None = None,
     device: str | torch.device | None = None,
@@ -128,7 +101,7 @@ def extract_features(
 ) -> np.ndarray:
     """Features (N, D) float32 of an image collection, in batches with a progress bar.
 
-    size: bring every image to size x size first (square-padded on white) -- pdcls always
+    size: bring every image to size x size first (square-padded on white) -- judges always
     works at its own 32 px. cache: reuse / store the result under cache_dir(), keyed by the
     pixels' hash and the network (use it for fixed real sets, not for fresh samples).
     """

@@ -259,8 +259,8 @@ def missing_weights_message() -> str:
         f"{FILENAME} at {weights_path()} (sha256 starting {SHA256_PREFIX}). On a machine with "
         f"internet run `pddlib eval --prefetch-weights` (or download {URL}), then copy the file "
         f"to that path (the folder is $TORCH_HOME/hub/checkpoints, by default "
-        f"~/.cache/torch/hub/checkpoints). Offline, use features='pdcls' instead "
-        f"(reported as FD-pdcls, not FID)."
+        f"~/.cache/torch/hub/checkpoints). Offline, use features='pdshape' instead "
+        f"(reported as FD-pdshape, not FID)."
     )
 
 

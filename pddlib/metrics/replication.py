@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pddlib.data.transforms import as_uint8
 from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
-from pddlib.metrics.features import as_uint8
 
 SPACES = ("pixel", "pdcls", "sscd")
 RATIO = 1 / 3  # Gu et al.: nearest / second-nearest distance below this counts as memorised
