@@ -107,6 +107,31 @@ def test_guidance_formula(pipe: PDDiffusionPipeline) -> None:
                                atol=1e-4, rtol=1e-4)
 
 
+def test_guidance_interval_guides_only_inside_it(pipe: PDDiffusionPipeline) -> None:
+    def run(**kw):
+        batches = []
+        hook = pipe.unet.register_forward_hook(lambda m, a, out: batches.append(a[0].shape[0]))
+        try:
+            images = pipe(2, class_labels=1, num_inference_steps=4, generator=gen(2),
+                          output_type="pt", **kw).images
+        finally:
+            hook.remove()
+        return images, batches
+
+    full, full_batches = run(guidance_scale=4.0)
+    same, _ = run(guidance_scale=4.0, guidance_interval=(0.0, 1.0))
+    none, none_batches = run(guidance_scale=4.0, guidance_interval=(0.9, 0.95))
+    unguided, _ = run(guidance_scale=1.0)
+    assert torch.equal(full, same) and full_batches == [4, 4, 4, 4]
+    torch.testing.assert_close(none, unguided, atol=1e-6, rtol=0)
+    assert none_batches == [2, 2, 2, 2]  # outside the interval: the conditional half alone
+    # DDPM's 4 steps are t = 750, 500, 250, 0: [0.3, 0.8] guides the first two only.
+    _, mid_batches = run(guidance_scale=4.0, guidance_interval=(0.3, 0.8))
+    assert mid_batches == [4, 4, 2, 2]
+    with pytest.raises(ValueError, match="guidance_interval must be"):
+        run(guidance_scale=4.0, guidance_interval=(0.8, 0.3))
+
+
 def test_callback_sees_latents_and_x0_and_can_replace_latents(pipe: PDDiffusionPipeline) -> None:
     seen = []
 

@@ -70,6 +70,7 @@ def sampling_batch_size(device: torch.device | str) -> int:
 def generate_samples(
     pipe, n: int, *, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
     seed: int = 0, batch_size: int | None = None, progress: bool = True,
+    guidance_interval: tuple[float, float] = (0.0, 1.0),
 ) -> tuple[np.ndarray, list[int] | None]:
     """(uint8 images (n, S, S, 3), class labels or None): n samples, classes in turn if conditional."""
     from tqdm.auto import tqdm
@@ -83,7 +84,8 @@ def generate_samples(
         b = min(batch_size, n - i)
         images = pipe(b, class_labels=labels[i:i + b] if labels else None,
                       guidance_scale=guidance if labels else 1.0, num_inference_steps=steps,
-                      generator=generator, output_type="np").images
+                      generator=generator, output_type="np",
+                      guidance_interval=guidance_interval).images
         out.append(np.round(np.asarray(images) * 255).astype(np.uint8))
     return np.concatenate(out), labels
 
