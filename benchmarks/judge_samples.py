@@ -55,6 +55,7 @@ def main() -> None:
     out = Path("runs/judged") / name
     out.parent.mkdir(parents=True, exist_ok=True)
     class_grid(images, labels, len(pipe.class_names)).save(out.with_suffix(".png"))
+    np.savez_compressed(out.with_suffix(".npz"), images=images, labels=np.asarray(labels))
     out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
 
