@@ -106,8 +106,8 @@ def evaluate_pipeline(pipe, real, config: EvalConfig, *, progress: bool = True) 
     agreement = per_class = None
     if labels is not None and judge.knows_classes(pipe.class_names, config.judge):
         requested = [pipe.class_names[i] for i in labels]
-        agreement = judge.class_agreement(images, requested, judge=config.judge)
-        per_class = judge.per_class_agreement(images, requested, judge=config.judge)
+        want, hits = judge.agreements(images, requested, judge=config.judge)
+        agreement, per_class = float(hits.mean()), judge.by_class(want, hits, config.judge)
     size, judge_size = images.shape[1], judge.info(config.judge).image_size
     note = "" if size == judge_size else (
         f"the model draws {size} px images and the judge looks at {judge_size} px, so they were "

@@ -216,25 +216,33 @@ def knows_classes(class_names: Sequence[str], judge: str = DEFAULT_JUDGE) -> boo
     return bool(class_names) and set(class_names) <= set(info(judge).class_names)
 
 
-def per_class_agreement(images, requested_labels: Sequence[int | str], *,
-                        judge: str = DEFAULT_JUDGE) -> dict[str, float]:
-    """{class name: fraction of its images the judge assigns to it}, for each requested class."""
+def agreements(images, requested_labels: Sequence[int | str], *,
+               judge: str = DEFAULT_JUDGE) -> tuple[np.ndarray, np.ndarray]:
+    """(requested indices (N,), whether the judge named each image's requested class (N,))."""
     want = label_indices(list(requested_labels), judge)
     pred, _ = classify(images, judge=judge)
     if len(pred) != len(want):
         raise ValueError(f"got {len(pred)} images but {len(want)} requested labels")
+    return want, pred == want
+
+
+def by_class(want: np.ndarray, hits: np.ndarray, judge: str = DEFAULT_JUDGE) -> dict[str, float]:
+    """{class name: fraction of hits among its images}, for each class in want."""
     names = info(judge).class_names
-    return {names[c]: float((pred[want == c] == c).mean()) for c in sorted(set(want.tolist()))}
+    return {names[c]: float(hits[want == c].mean()) for c in sorted(set(want.tolist()))}
+
+
+def per_class_agreement(images, requested_labels: Sequence[int | str], *,
+                        judge: str = DEFAULT_JUDGE) -> dict[str, float]:
+    """{class name: fraction of its images the judge assigns to it}, for each requested class."""
+    return by_class(*agreements(images, requested_labels, judge=judge), judge)
 
 
 def class_agreement(images, requested_labels: Sequence[int | str], *,
                     judge: str = DEFAULT_JUDGE) -> float:
     """Fraction of images that the judge assigns to the requested class (names or indices)."""
-    want = label_indices(list(requested_labels), judge)
-    pred, _ = classify(images, judge=judge)
-    if len(pred) != len(want):
-        raise ValueError(f"got {len(pred)} images but {len(want)} requested labels")
-    return float((pred == want).mean()) if len(want) else float("nan")
+    _, hits = agreements(images, requested_labels, judge=judge)
+    return float(hits.mean()) if len(hits) else float("nan")
 
 
 @torch.no_grad()
