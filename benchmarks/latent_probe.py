@@ -6,7 +6,8 @@ Trains, on the embedded set's train split only, a diffusers AutoencoderKL (f = 4
 -> 4 x 8 x 8 latents), then a UNet2DModel on its latents with the course recipe's objective
 (v-prediction, min-SNR 5, cosine betas, label dropout for guidance, EMA), each for a fixed
 wall-clock budget; samples 16 per class (Euler ancestral 25 steps, guidance 4, seed 0), decodes
-them and judges them like benchmarks/judge_samples.py. Writes runs/judged/latent-probe.*.
+them and judges them like benchmarks/judge_samples.py. Writes runs/judged/NAME.* (default
+latent-probe).
 A measurement for benchmarks/RESULTS.md, not (yet) the course recipe.
 """
 
@@ -28,8 +29,6 @@ from pddlib.metrics import class_agreement, fd, per_class_agreement
 from pddlib.models import CLASS_NAMES_KEY
 from pddlib.pipeline import PDDiffusionPipeline, set_scheduler
 from pddlib.training import TrainConfig, diffusion_loss, noise_scheduler
-
-OUT = Path("runs/judged/latent-probe")
 
 
 def train_autoencoder(x: torch.Tensor, seconds: float, g: torch.Generator) -> AutoencoderKL:
@@ -96,6 +95,7 @@ def main() -> None:
     ap.add_argument("--unet-seconds", type=float, default=540)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--per-class", type=int, default=16)
+    ap.add_argument("--name", default="latent-probe")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)  # layer initialisation
@@ -141,12 +141,13 @@ def main() -> None:
                           "agreement": round(class_agreement(images, requested, judge=judge), 3),
                           "per_class": {k: round(v, 3) for k, v in per_class_agreement(
                               images, requested, judge=judge).items()}}
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    class_grid(images, labels, len(names)).save(OUT.with_suffix(".png"))
+    out = Path("runs/judged") / args.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    class_grid(images, labels, len(names)).save(out.with_suffix(".png"))
     recon_grid = np.concatenate([to_uint8(to_tensor(heldout["image"][:16], 32)),
                                  to_uint8(recon[:16])])
-    class_grid(recon_grid, [0] * 16 + [1] * 16, 2, per_row=16).save(f"{OUT}-recon.png")
-    OUT.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    class_grid(recon_grid, [0] * 16 + [1] * 16, 2, per_row=16).save(f"{out}-recon.png")
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
 
 
