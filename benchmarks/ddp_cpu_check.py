@@ -25,7 +25,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from pddlib.data.schema import features
-from pddlib.training import latest_checkpoint, tiny_config, train
+from pddlib.runs import latest_checkpoint
+from pddlib.training import tiny_config, train
 
 
 def squares(n: int = 16) -> datasets.Dataset:

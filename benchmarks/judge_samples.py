@@ -20,8 +20,7 @@ from PIL import Image
 from pddlib.data import load_images
 from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from pddlib.metrics import class_agreement, fd, generate_samples, per_class_agreement
-from pddlib.pipeline import set_scheduler
-from pddlib.training import load_pipeline
+from pddlib.pipeline import PDDiffusionPipeline
 
 
 def class_grid(images: np.ndarray, labels: list[int], n_classes: int, per_row: int = 8) -> Image.Image:
@@ -64,9 +63,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     ap.add_argument("--name", default=None)
     args = ap.parse_args()
-    pipe = load_pipeline(args.model)
+    pipe = PDDiffusionPipeline.from_run(args.model)
     if args.scheduler:
-        pipe = set_scheduler(pipe, args.scheduler)
+        pipe = pipe.with_scheduler(args.scheduler)
     print(json.dumps(judge_pipeline(pipe, args.name or args.model.name, args.n, args.guidance,
                                     tuple(args.interval), args.steps)))
 

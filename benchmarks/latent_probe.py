@@ -27,7 +27,7 @@ from pddlib.data import load_images, to_tensor, to_uint8
 from pddlib.defaults import DEFAULT_GUIDANCE
 from pddlib.metrics import class_agreement, fd, per_class_agreement
 from pddlib.models import CLASS_NAMES_KEY
-from pddlib.pipeline import PDDiffusionPipeline, set_scheduler
+from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.training import TrainConfig, diffusion_loss, noise_scheduler
 
 
@@ -114,7 +114,7 @@ def main() -> None:
     unet, unet_steps = train_latent_unet(z * scale, torch.cat([y, y]), list(names),
                                          args.unet_seconds, g)
 
-    pipe = set_scheduler(PDDiffusionPipeline(unet, noise_scheduler(TrainConfig())), "euler-a")
+    pipe = PDDiffusionPipeline(unet, noise_scheduler(TrainConfig())).with_scheduler("euler-a")
     pipe.set_progress_bar_config(disable=True)
     labels = [c for c in range(len(names)) for _ in range(args.per_class)]
     start, latents = time.perf_counter(), []

@@ -24,8 +24,8 @@ import torch
 from pddlib.data import load_images
 from pddlib.defaults import DEFAULT_GUIDANCE
 from pddlib.metrics import class_agreement, fd, per_class_agreement
-from pddlib.pipeline import set_scheduler
-from pddlib.training import TrainConfig, load_pipeline, recipe, train
+from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.training import TrainConfig, recipe, train
 from pddlib.viz import pil_grid
 
 
@@ -91,7 +91,7 @@ def main() -> None:
     start = time.perf_counter()
     result = train(config, data, out, resume=True)
     wall = time.perf_counter() - start
-    pipe = set_scheduler(load_pipeline(out), "euler-a")
+    pipe = PDDiffusionPipeline.from_run(out).with_scheduler("euler-a")
     names = pipe.class_names
     labels = [c for c in range(len(names)) for _ in range(args.per_class)]
     images = pipe(len(labels), class_labels=labels, guidance_scale=args.guidance,

@@ -29,8 +29,9 @@ from pathlib import Path
 from judge_samples import judge_pipeline
 
 from pddlib.data import load_images
-from pddlib.pipeline import set_scheduler
-from pddlib.training import load_pipeline, read_loss_log, recipe, train
+from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.runs import read_loss_log
+from pddlib.training import recipe, train
 
 OUT = Path("runs/ttq")
 PIPELINE_PARTS = ("model_index.json", "scheduler", "unet", "train_config.json")
@@ -65,7 +66,7 @@ def main() -> None:
     ours_log = read_loss_log(args.ours)
     summary = {"ours": {"run": str(args.ours), "steps": ours_steps,
                         "train_seconds": ours_log[-1]["seconds"],
-                        **judge_pipeline(load_pipeline(args.ours), "ttq-ours", args.n)}}
+                        **judge_pipeline(PDDiffusionPipeline.from_run(args.ours), "ttq-ours", args.n)}}
     data = load_images("openclipart", split="train")
     run = OUT / "plain"
     for k in sorted(args.multiples):
@@ -76,7 +77,7 @@ def main() -> None:
         seconds = next(r["seconds"] for r in read_loss_log(run) if r["step"] == steps)
         entry = {"steps": steps, "train_seconds": seconds}
         for sched, n_steps in (("ddim", 50), ("euler-a", 25)):
-            pipe = set_scheduler(load_pipeline(snap), sched)
+            pipe = PDDiffusionPipeline.from_run(snap).with_scheduler(sched)
             entry[sched] = judge_pipeline(pipe, f"ttq-plain-{k}x-{sched}", args.n, steps=n_steps)
         summary[f"plain-{k}x"] = entry
         (OUT / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -32,7 +32,8 @@ from PIL import Image
 
 from pddlib.data import load_images
 from pddlib.models import build_unet, training_flops
-from pddlib.training import read_loss_log, recipe, resolve_precision, train
+from pddlib.runs import read_loss_log
+from pddlib.training import recipe, resolve_precision, train
 
 WARMUP = 3
 

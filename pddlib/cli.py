@@ -18,8 +18,8 @@ from pddlib.defaults import (
     DEFAULT_SCHEDULER,
     DEFAULT_STEPS,
     JUDGE_NAMES,
-    SCHEDULER_NAMES,
 )
+from pddlib.schedulers import NAMES as SCHEDULER_NAMES
 
 SCHEDULER_HELP = ", ".join(SCHEDULER_NAMES) + f" (default {DEFAULT_SCHEDULER})"
 
@@ -126,13 +126,15 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default="openclipart", help="openclipart or a scraped folder")
     p.add_argument("--preset", default="cpu-tiny", help="cpu-tiny, colab-t4 or gpu-base")
     p.add_argument("--out", type=Path, required=True, help="output folder (a diffusers pipeline)")
-    p.add_argument("--conditional", action="store_true", help="class-conditional (guidance)")
+    p.add_argument("--conditional", action=argparse.BooleanOptionalAction, default=True,
+                   help="class-conditional, for guidance (default); --no-conditional: not")
     p.add_argument("--max-steps", type=int, help="optimizer steps (default: the preset's)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--seed", type=int, default=0)
 
     def run(args: argparse.Namespace) -> int:
         from pddlib.data import load_images
+        from pddlib.provenance import write_card
         from pddlib.training import recipe, train
 
         overrides = {"conditional": args.conditional, "seed": args.seed}
@@ -142,8 +144,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         # Train on the train split: the held-out images stay unseen for evaluation.
         result = train(config, load_images(args.data, split="train"), args.out,
                        resume=args.resume)
+        card = write_card(args.out)  # after training: a card problem never stops a run
         print(f"trained {result.step} steps into {result.out_dir} (loss {result.loss:.4f}, "
-              f"{result.images_per_second:.1f} img/s)")
+              f"{result.images_per_second:.1f} img/s); model card {card}")
         return 0
 
     p.set_defaults(func=run)
@@ -167,18 +170,13 @@ def add_sample(sub: argparse._SubParsersAction) -> None:
 
         import torch
 
-        from pddlib.pipeline import set_scheduler
-        from pddlib.training import load_pipeline
+        from pddlib.pipeline import PDDiffusionPipeline
         from pddlib.viz import pil_grid
 
-        pipe = set_scheduler(load_pipeline(args.model), args.scheduler)
-        names = pipe.class_names
-        if args.label is not None:
-            labels = args.label
-        else:
-            labels = [i % len(names) for i in range(args.n)] if names else None
-        guidance = args.guidance if args.guidance is not None else (
-            DEFAULT_GUIDANCE if names else 1.0)
+        pipe = PDDiffusionPipeline.from_run(args.model).with_scheduler(args.scheduler)
+        labels = args.label if args.label is not None else pipe.classes_in_turn(args.n)
+        guidance = pipe.effective_guidance(
+            DEFAULT_GUIDANCE if args.guidance is None else args.guidance, labels)
         images = pipe(args.n, class_labels=labels, guidance_scale=guidance,
                       num_inference_steps=args.steps,
                       generator=torch.Generator().manual_seed(args.seed)).images
@@ -200,9 +198,6 @@ def add_card(sub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         from pddlib.provenance import read_manifest, verify_manifest, write_card
 
-        if not (args.model / "train_config.json").is_file():
-            raise FileNotFoundError(f"{args.model} is not a model folder written by `pddlib "
-                                    "train` (no train_config.json).")
         path = write_card(args.model, license=args.license)
         failures = verify_manifest(read_manifest(args.model))
         print(f"wrote {path}; manifest: "

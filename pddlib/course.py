@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pddlib.runs import latest_checkpoint, trained_steps
+
 
 @dataclass(frozen=True)
 class NotebookResult:
@@ -115,14 +117,15 @@ def course_model(conditional: bool = True, fast: bool | None = None, *, data="op
     run is reused; a half-finished one is resumed. `data` is a source for load_images (its train
     split) or a datasets.Dataset. FAST mode (PDD_FAST=1) trains the tiny model for a few steps.
     """
-    from pddlib.training import latest_checkpoint, load_pipeline, train
+    from pddlib.pipeline import PDDiffusionPipeline
+    from pddlib.provenance import write_card
+    from pddlib.training import train
 
     fast = os.environ.get("PDD_FAST") == "1" if fast is None else fast
     config = course_config(conditional, fast)
     out = course_run_dir(config, runs)
     ckpt = latest_checkpoint(out)
-    done = ckpt is not None and int(ckpt.name.split("-")[1]) >= config.max_steps
-    if done:
+    if trained_steps(out) >= config.max_steps:
         print(f"Loaded the course model from {out} ({config.max_steps} steps, trained earlier).")
     else:
         what = "the tiny FAST-mode model" if fast else f"the {config.preset} course model"
@@ -133,4 +136,5 @@ def course_model(conditional: bool = True, fast: bool | None = None, *, data="op
 
             data = load_images(data, split="train")
         train(config, data, out, resume=True)
-    return load_pipeline(out)
+        write_card(out)
+    return PDDiffusionPipeline.from_run(out)

@@ -7,9 +7,8 @@ Guidance 4 gave the 1200-step course model its best FD-pdcls and 64 % class agre
 5: 66 % with less diversity), so conditional sampling uses 4 unless told otherwise.
 """
 
-DEFAULT_SCHEDULER = "euler-a"  # a key of pddlib.pipeline.SCHEDULERS
+DEFAULT_SCHEDULER = "euler-a"  # a name in pddlib.schedulers.SCHEDULERS
 DEFAULT_STEPS = 25  # denoising steps
 DEFAULT_GUIDANCE = 4.0  # classifier-free guidance scale of conditional sampling
 DEFAULT_JUDGE = "pdshape"  # the judge behind FD-<judge> and class agreement (pddlib.metrics.judge)
 JUDGE_NAMES = ("pdshape", "pdcls")  # the judges shipped in pddlib/metrics
-SCHEDULER_NAMES = ("ddpm", "ddim", "dpm++", "euler", "euler-a")  # the keys of SCHEDULERS

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from pddlib.defaults import DEFAULT_GUIDANCE
+from pddlib.runs import sample_grids, step_of
 
 FIGURES = ("noising.png", "training_progress.png", "samples_per_class.png",
            "guidance_sweep.png", "closest_pairs.png")
@@ -43,13 +44,13 @@ def progress_figure(run_dir: Path):
 
     from pddlib.viz import new_figure
 
-    grids = sorted((run_dir / "samples").glob("step-*.png"))
+    grids = sample_grids(run_dir)
     if not grids:
         raise FileNotFoundError(f"{run_dir}/samples holds no sample grids to show.")
     fig, axes = new_figure(1, len(grids), panel=(2.2, 2.4))
     for ax, path in zip(axes.flat, grids):
         ax.imshow(Image.open(path), interpolation="nearest")
-        ax.set_title(f"step {int(path.stem.split('-')[1])}")
+        ax.set_title(f"step {step_of(path)}")
         ax.set_axis_off()
     fig.suptitle("samples as training goes (EMA weights, same noise)")
     return fig

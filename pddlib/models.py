@@ -5,13 +5,6 @@ diffusers model. A class-conditional model gets `num_class_embeds = n_classes + 
 last index is the "null" class used for classifier-free guidance (training drops labels to it,
 sampling evaluates it beside the requested class). The class names travel in the model's saved
 config under the hidden key `_class_names`, so a folder on disk knows its own labels.
-
-A model with `patch_size` p > 1 folds each p x p patch of pixels into channels before the UNet
-(`pixel_unshuffle`: a 3 x 32 x 32 image becomes 12 x 16 x 16) and unfolds its output again, so
-the UNet skips the full-resolution level (on a 2-core CPU 1.5x cheaper steps, yet no better at
-equal training time: benchmarks/RESULTS.md). The stock UNet2DModel then works on the folded
-tensor; the hidden config key `_patch_size` remembers p, and `predict` / `image_shape` hide it
-from everyone else.
 """
 
 from __future__ import annotations
@@ -19,11 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from diffusers import UNet2DModel
 
 CLASS_NAMES_KEY = "_class_names"
-PATCH_SIZE_KEY = "_patch_size"
 
 
 @dataclass(frozen=True)
@@ -37,7 +28,6 @@ class ModelConfig:
     norm_num_groups: int = 8  # GroupNorm groups; must divide every channel count
     attention_head_dim: int = 32  # channels per attention head
     dropout: float = 0.0  # dropout inside ResNet blocks
-    patch_size: int = 1  # pixels per side folded into channels before the UNet (1 = none)
 
     def __post_init__(self) -> None:
         """Reject shapes UNet2DModel would fail on later with a less helpful message."""
@@ -46,13 +36,11 @@ class ModelConfig:
         if any(c % self.norm_num_groups for c in self.block_out_channels):
             raise ValueError(f"norm_num_groups={self.norm_num_groups} must divide every channel "
                              f"count in {self.block_out_channels}")
-        if self.patch_size < 1:
-            raise ValueError(f"patch_size must be 1 (no folding) or more, got {self.patch_size}")
-        factor = self.patch_size * 2 ** (len(self.block_out_channels) - 1)
+        factor = 2 ** (len(self.block_out_channels) - 1)
         if self.sample_size % factor:
             raise ValueError(f"sample_size {self.sample_size} must be divisible by {factor} "
-                             f"(patch_size {self.patch_size}, {len(self.block_out_channels)} "
-                             "levels)")
+                             f"({len(self.block_out_channels)} levels halve it "
+                             f"{len(self.block_out_channels) - 1} times)")
 
 
 PRESETS: dict[str, ModelConfig] = {
@@ -99,11 +87,10 @@ def build_unet(config: ModelConfig, class_names: list[str] | None = None,
             return build_unet(config, class_names)
     down = tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in config.attention)
     up = tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(config.attention))
-    p = config.patch_size
     unet = UNet2DModel(
-        sample_size=config.sample_size // p,  # the side of the folded tensor the UNet sees
-        in_channels=3 * p * p,
-        out_channels=3 * p * p,
+        sample_size=config.sample_size,
+        in_channels=3,
+        out_channels=3,
         block_out_channels=config.block_out_channels,
         down_block_types=down,
         up_block_types=up,
@@ -116,34 +103,13 @@ def build_unet(config: ModelConfig, class_names: list[str] | None = None,
     )
     if class_names:
         unet.register_to_config(**{CLASS_NAMES_KEY: list(class_names)})
-    if p > 1:
-        unet.register_to_config(**{PATCH_SIZE_KEY: p})
     return unet
 
 
-def patch_size_of(unet: UNet2DModel) -> int:
-    """Pixels per side a model folds into channels (1 for a plain UNet)."""
-    return int(unet.config.get(PATCH_SIZE_KEY) or 1)
-
-
 def image_shape(unet: UNet2DModel) -> tuple[int, int, int]:
-    """(channels, height, width) of the images a model denoises, after unfolding patches."""
-    p, cfg = patch_size_of(unet), unet.config
-    return cfg.in_channels // (p * p), cfg.sample_size * p, cfg.sample_size * p
-
-
-def predict(unet: UNet2DModel, x: torch.Tensor, timesteps: torch.Tensor | int,
-            class_labels: torch.Tensor | None = None,
-            patch_size: int | None = None) -> torch.Tensor:
-    """The UNet's prediction (N, 3, S, S) for images x (N, 3, S, S), folding patches if needed.
-
-    patch_size: None reads it from the model's config; pass it for a wrapped model (DDP).
-    """
-    p = patch_size_of(unet) if patch_size is None else patch_size
-    if p == 1:
-        return unet(x, timesteps, class_labels=class_labels).sample
-    out = unet(F.pixel_unshuffle(x, p), timesteps, class_labels=class_labels).sample
-    return F.pixel_shuffle(out, p)
+    """(channels, height, width) of the images a model denoises."""
+    cfg = unet.config
+    return cfg.in_channels, cfg.sample_size, cfg.sample_size
 
 
 def class_names_of(unet: UNet2DModel) -> list[str]:
@@ -175,5 +141,5 @@ def training_flops(config: ModelConfig, n_classes: int = 0) -> int:
         x = torch.randn(1, 3, config.sample_size, config.sample_size)
         labels = torch.zeros(1, dtype=torch.long) if n_classes else None
         with FlopCounterMode(display=False) as counter:
-            predict(unet, x, torch.tensor([10]), labels).sum().backward()
+            unet(x, torch.tensor([10]), class_labels=labels).sample.sum().backward()
     return counter.get_total_flops()

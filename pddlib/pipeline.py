@@ -2,36 +2,30 @@
 
 It follows diffusers' `DDPMPipeline` (registered `unet` + `scheduler`, `generator=`,
 `num_inference_steps=`, `output_type=`) and adds class labels and guidance. Any compatible
-diffusers scheduler can be swapped in with `from_config`; `set_scheduler(pipe, "ddim")` does it
-by short name.
+diffusers scheduler can be swapped in with `from_config`; `pipe.with_scheduler("ddim")` returns
+a copy with another sampler by short name. `PDDiffusionPipeline.from_run(folder)` loads what
+`pddlib train` wrote (EMA weights, or the raw weights of the last checkpoint).
+
+Guidance is decided here and only here: it steers towards requested classes, so it applies
+when class labels are given; without them (an unconditional model, or a conditional model's
+null class) there is nothing to steer towards and `guidance_scale` has no effect.
+`effective_guidance` says which scale a call really uses, for reports.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
-from diffusers import (
-    DDIMScheduler,
-    DDPMScheduler,
-    DiffusionPipeline,
-    DPMSolverMultistepScheduler,
-    EulerAncestralDiscreteScheduler,
-    EulerDiscreteScheduler,
-    ImagePipelineOutput,
-    UNet2DModel,
-)
+from diffusers import DiffusionPipeline, ImagePipelineOutput, UNet2DModel
 from diffusers.utils.torch_utils import randn_tensor
 
-from pddlib.models import class_names_of, image_shape, null_class, predict
-
-SCHEDULERS = {
-    "ddpm": DDPMScheduler,
-    "ddim": DDIMScheduler,
-    "dpm++": DPMSolverMultistepScheduler,
-    "euler": EulerDiscreteScheduler,
-    "euler-a": EulerAncestralDiscreteScheduler,
-}
+from pddlib import runs
+from pddlib.labels import label_indices
+from pddlib.models import class_names_of, image_shape, null_class
+from pddlib.pixels import model_to_unit
+from pddlib.schedulers import make_scheduler
 
 Label = int | str
 
@@ -50,15 +44,48 @@ class PDDiffusionPipeline(DiffusionPipeline):
         """Names of the classes the model knows ([] when unconditional)."""
         return class_names_of(self.unet)
 
+    @classmethod
+    def from_run(cls, run: str | Path, weights: str = "ema") -> PDDiffusionPipeline:
+        """Load a `pddlib train` folder: weights="ema" (the saved pipeline) or "raw" (last checkpoint)."""
+        run = Path(run)
+        if not runs.has_pipeline(run):
+            raise FileNotFoundError(f"{run} holds no trained pipeline; train one with "
+                                    f"`pddlib train --out {run}` first.")
+        if weights not in ("ema", "raw"):
+            raise ValueError(f"weights must be 'ema' or 'raw', got {weights!r}")
+        pipe = cls.from_pretrained(run)
+        if weights == "raw":
+            ckpt = runs.latest_checkpoint(run)
+            if ckpt is None:
+                raise FileNotFoundError(f"{run} has no checkpoint with raw weights.")
+            pipe = cls(UNet2DModel.from_pretrained(ckpt / "unet"), pipe.scheduler)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def with_scheduler(self, name: str) -> PDDiffusionPipeline:
+        """A new pipeline sharing this UNet with the sampler `name` (this one is unchanged)."""
+        new = type(self)(self.unet, make_scheduler(name, self.scheduler.config))
+        new.set_progress_bar_config(**getattr(self, "_progress_bar_config", {"disable": True}))
+        return new
+
     @property
     def image_size(self) -> int:
         """Side in pixels of the images the model makes."""
         return image_shape(self.unet)[-1]
 
+    def classes_in_turn(self, n: int, start: int = 0) -> list[int] | None:
+        """Labels start, start+1, ... cycling through the classes (None when unconditional)."""
+        k = len(self.class_names)
+        return [(start + i) % k for i in range(n)] if k else None
+
+    @staticmethod
+    def effective_guidance(guidance_scale: float, class_labels) -> float:
+        """The guidance scale a call really uses: 1 without class labels (nothing to steer to)."""
+        return float(guidance_scale) if class_labels is not None else 1.0
+
     def label_ids(self, class_labels: Label | Sequence[Label], batch_size: int) -> torch.Tensor:
         """Turn labels (indices or names, one or one per image) into a (batch_size,) long tensor."""
-        names = self.class_names
-        if not names:
+        if not self.class_names:
             raise ValueError("This model is unconditional: call it without class_labels "
                              "(train with --conditional to get a class-conditional model).")
         labels = [class_labels] if isinstance(class_labels, (int, str)) else list(class_labels)
@@ -67,18 +94,7 @@ class PDDiffusionPipeline(DiffusionPipeline):
         if len(labels) != batch_size:
             raise ValueError(f"Got {len(labels)} class labels for batch_size={batch_size}: "
                              "pass one label, or one per image.")
-        ids = []
-        for label in labels:
-            if isinstance(label, str):
-                if label not in names:
-                    raise ValueError(f"Unknown class name {label!r}; this model knows {names}.")
-                ids.append(names.index(label))
-            elif 0 <= int(label) < len(names):
-                ids.append(int(label))
-            else:
-                raise ValueError(f"Class index {label} out of range: this model has "
-                                 f"{len(names)} classes (0..{len(names) - 1}): {names}.")
-        return torch.tensor(ids, dtype=torch.long)
+        return torch.tensor(label_indices(labels, self.class_names, "this model"), dtype=torch.long)
 
     @torch.no_grad()
     def __call__(
@@ -98,7 +114,8 @@ class PDDiffusionPipeline(DiffusionPipeline):
 
         class_labels: an index or name, or one per image; None samples the unconditional (null)
         class of a conditional model. guidance_scale: 1 uses the conditional prediction only;
-        w > 1 extrapolates `uncond + w * (cond - uncond)`, both branches in one UNet call.
+        w > 1 extrapolates `uncond + w * (cond - uncond)`, both branches in one UNet call;
+        without class_labels it has no effect (`effective_guidance`).
         guidance_interval (lo, hi): guide only at steps whose t / num_train_timesteps lies in
         [lo, hi]; elsewhere the conditional prediction alone, at half the cost (Kynkaanniemi
         et al., 2024: guidance at high noise mostly costs variety, at low noise it does little).
@@ -123,10 +140,8 @@ class PDDiffusionPipeline(DiffusionPipeline):
             labels = torch.full((batch_size,), null, dtype=torch.long, device=device)
         else:
             labels = None
-        guided = guidance_scale != 1.0 and class_labels is not None
-        if guidance_scale != 1.0 and null is None:
-            raise ValueError("guidance_scale != 1 needs a class-conditional model "
-                             "(train with --conditional); use guidance_scale=1.")
+        guidance_scale = self.effective_guidance(guidance_scale, class_labels)
+        guided = guidance_scale != 1.0
         lo, hi = guidance_interval
         if not 0.0 <= lo <= hi <= 1.0:
             raise ValueError(f"guidance_interval must be (lo, hi) with 0 <= lo <= hi <= 1, "
@@ -152,7 +167,8 @@ class PDDiffusionPipeline(DiffusionPipeline):
             guide = guided and lo <= float(t) / t_max <= hi
             x_in = torch.cat([latents, latents]) if guide else latents
             x_in = scheduler.scale_model_input(x_in, t)
-            out = predict(unet, x_in, t, labels if guide or not guided else labels[:batch_size])
+            out = unet(x_in, t, class_labels=labels if guide or not guided
+                       else labels[:batch_size]).sample
             if guide:
                 cond, uncond = out.chunk(2)
                 out = uncond + guidance_scale * (cond - uncond)
@@ -163,7 +179,7 @@ class PDDiffusionPipeline(DiffusionPipeline):
                           "pred_original_sample": getattr(step, "pred_original_sample", None)}
                 latents = callback_on_step_end(self, i, t, kwargs).get("latents", latents)
 
-        image = (latents / 2 + 0.5).clamp(0, 1).float()
+        image = model_to_unit(latents).float()
         if output_type != "pt":
             image = image.cpu().permute(0, 2, 3, 1).numpy()
             if output_type == "pil":
@@ -173,10 +189,3 @@ class PDDiffusionPipeline(DiffusionPipeline):
             return (image,)
         return ImagePipelineOutput(images=image)
 
-
-def set_scheduler(pipe: PDDiffusionPipeline, name: str) -> PDDiffusionPipeline:
-    """Swap the pipeline's scheduler for `name` (ddpm, ddim, dpm++, euler, euler-a), in place."""
-    if name not in SCHEDULERS:
-        raise ValueError(f"Unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}.")
-    pipe.scheduler = SCHEDULERS[name].from_config(pipe.scheduler.config)
-    return pipe

@@ -21,15 +21,17 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from pddlib import runs
+from pddlib.data.schema import TEXT_COLUMNS
 from pddlib.defaults import DEFAULT_GUIDANCE
+from pddlib.files import atomic_write
 
 PROVENANCE = "provenance"
 MANIFEST = "manifest.jsonl"
 COMPUTE = "compute.jsonl"
 METRICS = "metrics.json"
 CARD = "README.md"
-MANIFEST_FIELDS = ("title", "source", "source_url", "author", "license", "license_url",
-                   "license_reason", "sha1")
+MANIFEST_FIELDS = TEXT_COLUMNS  # every text column of the common schema
 WEIGHTS_LICENSE = "cc0-1.0"  # default licence of the weights: as free as the data they learned
 
 # ---------------------------------------------------------------- the manifest
@@ -45,14 +47,8 @@ def manifest_rows(dataset) -> list[dict]:
 
 def write_manifest(out_dir: str | Path, dataset) -> Path:
     """Write provenance/manifest.jsonl for the images a model is trained on; return its path."""
-    path = Path(out_dir) / PROVENANCE / MANIFEST
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for row in manifest_rows(dataset):
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)  # a crash never leaves half a manifest
-    return path
+    return atomic_write(Path(out_dir) / PROVENANCE / MANIFEST, "".join(
+        json.dumps(row, ensure_ascii=False) + "\n" for row in manifest_rows(dataset)))
 
 
 def read_manifest(model_dir: str | Path) -> list[dict]:
@@ -185,10 +181,7 @@ def record_metrics(model_dir: str | Path, updates: dict) -> dict:
     metrics = read_metrics(model_dir)
     for name, values in updates.items():
         metrics[name] = {**values, "measured": now} if isinstance(values, dict) else values
-    path = Path(model_dir) / METRICS
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(metrics, indent=1) + "\n", "utf-8")
-    tmp.replace(path)
+    atomic_write(Path(model_dir) / METRICS, json.dumps(metrics, indent=1) + "\n")
     return metrics
 
 
@@ -215,23 +208,6 @@ GPU_WATTS = {"T4": 70, "L4": 72, "A10": 150, "V100": 300, "A100": 400, "H100": 7
              "4090": 450, "3090": 350}
 GPU_WATTS_DEFAULT = 300
 HOST_WATTS_WITH_GPU = 50  # the CPU and memory feeding the GPU
-
-
-def session_seconds(model_dir: str | Path) -> float:
-    """Seconds spent in training steps, summed over resumed sessions (from loss.jsonl)."""
-    from pddlib.training import LOSS_LOG
-
-    path = Path(model_dir) / LOSS_LOG
-    if not path.is_file():
-        return 0.0
-    total, last = 0.0, 0.0
-    for ln in path.read_text("utf-8").splitlines():
-        if ln.strip():
-            s = json.loads(ln)["seconds"]
-            if s < last:  # a resumed session restarts its clock
-                total += last
-            last = s
-    return total + last
 
 
 def device_watts(session: dict) -> float:
@@ -268,7 +244,7 @@ def compute_used(model_dir: str | Path) -> Compute:
     path = Path(model_dir) / PROVENANCE / COMPUTE
     sessions = [json.loads(ln) for ln in path.read_text("utf-8").splitlines()
                 if ln.strip()] if path.is_file() else []
-    hours = session_seconds(model_dir) / 3600
+    hours = runs.training_seconds(model_dir) / 3600
     if not sessions:
         return Compute("unknown (no provenance/compute.jsonl)", hours, float("nan"), float("nan"))
     s = sessions[-1]
@@ -340,10 +316,10 @@ def metrics_section(metrics: dict) -> list[str]:
 def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
                model_name: str | None = None) -> str:
     """The model card text (YAML front matter + Markdown) of a trained model folder."""
-    from pddlib.models import CLASS_NAMES_KEY, PATCH_SIZE_KEY
+    from pddlib.models import CLASS_NAMES_KEY
 
     model_dir = Path(model_dir)
-    config = json.loads((model_dir / "train_config.json").read_text("utf-8"))
+    config = runs.read_config(model_dir)
     try:
         rows = read_manifest(model_dir)
     except FileNotFoundError:
@@ -352,8 +328,7 @@ def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
     unet = model_dir / "unet" / "config.json"
     unet_cfg = json.loads(unet.read_text("utf-8")) if unet.is_file() else {}
     classes = list(unet_cfg.get(CLASS_NAMES_KEY) or [])
-    patch = unet_cfg.get(PATCH_SIZE_KEY) or 1
-    size = unet_cfg["sample_size"] * patch if "sample_size" in unet_cfg else "?"
+    size = unet_cfg.get("sample_size", "?")
     name = model_name or model_dir.resolve().name
     compute = compute_used(model_dir)
     model = config.get("model") or {"preset": config.get("preset")}
@@ -428,9 +403,7 @@ def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
 
 def write_card(model_dir: str | Path, **kw) -> Path:
     """Write (or rewrite) the model card README.md in a trained model folder; return its path."""
-    path = Path(model_dir) / CARD
-    path.write_text(build_card(model_dir, **kw), encoding="utf-8")
-    return path
+    return atomic_write(Path(model_dir) / CARD, build_card(model_dir, **kw))
 
 
 def read_card_metadata(path: str | Path) -> dict:
@@ -463,7 +436,7 @@ def publish(model_dir: str | Path, repo_id: str, *, token: str | None = None,
     api = HfApi(token=token)
     url = api.create_repo(repo_id, private=private, exist_ok=True)
     api.upload_folder(repo_id=repo_id, folder_path=str(model_dir),
-                      ignore_patterns=["checkpoints/*", "*.tmp", "samples/*"])
+                      ignore_patterns=["checkpoints/*", "*.part", "samples/*"])
     return str(url)
 
 

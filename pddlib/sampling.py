@@ -15,23 +15,11 @@ from dataclasses import dataclass
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from pddlib.data.transforms import to_uint8
 from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
 from pddlib.models import image_shape
-from pddlib.pipeline import SCHEDULERS, Label, PDDiffusionPipeline
-
-# The samplers notebook 04 compares, and the step counts each is meant for: DDPM's ancestral
-# sampler was trained for 1000 steps; the others are built to need far fewer.
-SWEEP_SCHEDULERS = ("ddpm", "ddim", "dpm++", "euler", "euler-a")
-
-
-def with_scheduler(pipe: PDDiffusionPipeline, name: str) -> PDDiffusionPipeline:
-    """A new pipeline sharing pipe's UNet with the scheduler `name` (pipe itself is unchanged)."""
-    if name not in SCHEDULERS:
-        raise ValueError(f"Unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}.")
-    new = PDDiffusionPipeline(pipe.unet, SCHEDULERS[name].from_config(pipe.scheduler.config))
-    new.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {"disable": True}))
-    return new
+from pddlib.pipeline import Label, PDDiffusionPipeline
+from pddlib.pixels import to_uint8, unit_to_model
+from pddlib.schedulers import NAMES
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -53,24 +41,22 @@ def sample(pipe: PDDiffusionPipeline, *, seed: int | Sequence[int] = 0, n: int |
            guidance: float = 1.0, latents: torch.Tensor | None = None) -> torch.Tensor:
     """Images (n, 3, S, S) in [-1, 1]; `seed` a list gives one generator (and image) per seed."""
     if scheduler is not None:
-        pipe = with_scheduler(pipe, scheduler)
+        pipe = pipe.with_scheduler(scheduler)
     if isinstance(seed, int):
         n = n or (len(latents) if latents is not None else 1)
         generator: torch.Generator | list[torch.Generator] = seeded(seed)
     else:
         generator = [seeded(s) for s in seed]
         n = len(generator)
-    if class_label is None:
-        guidance = 1.0  # unconditional sampling has nothing to guide towards
     out = pipe(n, class_labels=class_label, guidance_scale=guidance, num_inference_steps=steps,
                generator=generator, latents=latents, output_type="pt").images
-    return out * 2 - 1
+    return unit_to_model(out)
 
 
 def steps_sweep(pipe: PDDiffusionPipeline, scheduler: str, steps: Sequence[int], *, seed: int = 0,
                 class_label: Label | None = None, guidance: float = 1.0) -> torch.Tensor:
     """The same seed sampled at each step count: images (len(steps), 3, S, S) in [-1, 1]."""
-    pipe = with_scheduler(pipe, scheduler)
+    pipe = pipe.with_scheduler(scheduler)
     return torch.cat([sample(pipe, seed=seed, steps=s, class_label=class_label, guidance=guidance)
                       for s in steps])
 
@@ -78,7 +64,7 @@ def steps_sweep(pipe: PDDiffusionPipeline, scheduler: str, steps: Sequence[int],
 # ---------------------------------------------------------------- time
 
 
-def time_sampling(pipe: PDDiffusionPipeline, schedulers: Sequence[str] = SWEEP_SCHEDULERS,
+def time_sampling(pipe: PDDiffusionPipeline, schedulers: Sequence[str] = NAMES,
                   steps: Sequence[int] = (5, 10, 25, 50), *, batch_size: int = 4,
                   repeats: int = 2, class_label: Label | None = None, guidance: float = 1.0,
                   seed: int = 0):
@@ -92,7 +78,7 @@ def time_sampling(pipe: PDDiffusionPipeline, schedulers: Sequence[str] = SWEEP_S
 
     rows = []
     for name in schedulers:
-        p = with_scheduler(pipe, name)
+        p = pipe.with_scheduler(name)
         p(1, class_labels=class_label, guidance_scale=guidance, num_inference_steps=2,
           generator=seeded(seed), output_type="pt")  # warm-up: first calls allocate and dispatch
         for n_steps in steps:
@@ -131,7 +117,7 @@ def quality_vs_steps(pipe: PDDiffusionPipeline, real, scheduler: str = DEFAULT_S
     from pddlib.metrics.evaluate import generate_samples
     from pddlib.metrics.judge import class_agreement, knows_classes
 
-    p = with_scheduler(pipe, scheduler)
+    p = pipe.with_scheduler(scheduler)
     agree = knows_classes(pipe.class_names)
     rows = []
     for n_steps in steps:
@@ -205,7 +191,7 @@ def guidance_sweep(pipe: PDDiffusionPipeline, classes: Sequence[Label] | None = 
 
     if not pipe.class_names:
         raise ValueError("Guidance needs a class-conditional model; this one is unconditional.")
-    p = with_scheduler(pipe, scheduler)
+    p = pipe.with_scheduler(scheduler)
     names = [pipe.class_names[int(c)] if not isinstance(c, str) else c
              for c in (classes if classes is not None else range(len(pipe.class_names)))]
     p.label_ids(names, len(names))  # one clear error for an unknown class, before any sampling
@@ -220,7 +206,8 @@ def guidance_sweep(pipe: PDDiffusionPipeline, classes: Sequence[Label] | None = 
         for w in scales:
             # Stochastic samplers (DDPM) also draw noise at every step: reseed for each call.
             x = p(n, class_labels=name, guidance_scale=float(w), num_inference_steps=steps,
-                  generator=seeded(seed + 1), latents=latents, output_type="pt").images * 2 - 1
+                  generator=seeded(seed + 1), latents=latents, output_type="pt").images
+            x = unit_to_model(x)
             images[name, float(w)] = x
             if not measure:
                 continue
@@ -264,7 +251,7 @@ def collect_trajectory(pipe: PDDiffusionPipeline, *, at: Sequence[int] | None = 
     `at` are step indices (default: 6 evenly spaced). x0 comes from the scheduler's
     `pred_original_sample`: ddpm, ddim, euler and euler-a report it, dpm++ does not.
     """
-    p = with_scheduler(pipe, scheduler)
+    p = pipe.with_scheduler(scheduler)
     keep = set(evenly_spaced_steps(steps) if at is None else at)
     if any(not 0 <= i < steps for i in keep):
         raise ValueError(f"step indices must be in 0..{steps - 1}, got {sorted(keep)}")
@@ -289,10 +276,8 @@ def collect_trajectory(pipe: PDDiffusionPipeline, *, at: Sequence[int] | None = 
             record["x0"].append(x0.detach().cpu().clone())
         return kwargs
 
-    if class_label is None:
-        guidance = 1.0  # unconditional sampling has nothing to guide towards
     out = p(n, class_labels=class_label, guidance_scale=guidance, num_inference_steps=steps,
             generator=seeded(seed), output_type="pt",
             callback_on_step_end=on_step_end).images
     return Trajectory(record["steps"], record["timesteps"], torch.stack(record["x_t"]),
-                      torch.stack(record["x0"]), out * 2 - 1, steps)
+                      torch.stack(record["x0"]), unit_to_model(out), steps)

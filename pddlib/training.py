@@ -7,10 +7,13 @@ Read it top to bottom like nanoGPT's train.py. The choices that matter, and why:
   generator seeded by (seed, s) and is drawn for the whole global batch; each process takes its
   slice. So a resumed run needs no RNG state beyond the step number, and one process or two see
   the same batches.
-- Checkpoints are safetensors (weights, EMA, optimizer tensors) plus JSON (step, config,
-  optimizer hyper-parameters, EMA counters, LR schedule, RNG scheme): nothing is ever unpickled.
-  They are written to a temporary folder and renamed, so a crash never leaves half a checkpoint.
-- The output folder is a diffusers pipeline folder (EMA weights) that `from_pretrained` loads.
+- Checkpoints (pddlib.checkpoint) are safetensors plus JSON (step, config, optimizer
+  hyper-parameters, EMA counters, LR schedule, RNG scheme): nothing is ever unpickled, and a
+  crash never leaves half of one.
+- The output folder (layout: pddlib.runs) is a diffusers pipeline folder (EMA weights) that
+  `PDDiffusionPipeline.from_run` loads. The trainer writes weights, logs and provenance; the
+  model card is rendered afterwards (`pddlib card`, or the end of `pddlib train`), so a card
+  bug can never stop a run.
 """
 
 from __future__ import annotations
@@ -18,10 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -30,17 +32,15 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.training_utils import EMAModel
-from safetensors.torch import load_file, save_file
 
+from pddlib import runs
+from pddlib.checkpoint import load_checkpoint, read_state, save_checkpoint
 from pddlib.data.transforms import to_tensor
 from pddlib.defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS
-from pddlib.models import ModelConfig, build_unet, get_preset, null_class, predict
-from pddlib.pipeline import PDDiffusionPipeline, set_scheduler
-from pddlib.provenance import write_card, write_provenance
-
-CHECKPOINTS = "checkpoints"
-CONFIG_FILE = "train_config.json"
-LOSS_LOG = "loss.jsonl"
+from pddlib.models import TINY, ModelConfig, build_unet, get_preset, null_class
+from pddlib.noise import snr as snr_of
+from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.provenance import write_provenance
 # Fields that may change when resuming: they do not change what a training step computes.
 RUNTIME_FIELDS = ("max_steps", "checkpoint_every", "keep_checkpoints", "sample_every",
                   "sample_n", "sample_steps", "sample_scheduler", "sample_guidance")
@@ -261,21 +261,18 @@ def noise_scheduler(config: TrainConfig) -> DDPMScheduler:
 def diffusion_loss(
     unet: torch.nn.Module, scheduler: DDPMScheduler, x0: torch.Tensor, noise: torch.Tensor,
     timesteps: torch.Tensor, class_labels: torch.Tensor | None, snr_gamma: float | None,
-    patch_size: int = 1,
 ) -> torch.Tensor:
     """Weighted MSE between the UNet's prediction and its target (noise or v); a scalar."""
     x_t = scheduler.add_noise(x0, noise, timesteps)
     v = scheduler.config.prediction_type == "v_prediction"
     target = scheduler.get_velocity(x0, noise, timesteps) if v else noise
-    # patch_size is passed, not read from the config: under DDP `unet` is a wrapper without one.
-    pred = predict(unet, x_t, timesteps, class_labels, patch_size)
+    pred = unet(x_t, timesteps, class_labels=class_labels).sample
     mse = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
     if snr_gamma is None:
         return mse.mean()
     # Min-SNR-gamma (Hang et al. 2023): cap the weight of easy, low-noise timesteps so they stop
     # dominating the gradient; expressed for an eps (or v) target.
-    alphas = scheduler.alphas_cumprod.to(x0.device)[timesteps]
-    snr = alphas / (1 - alphas)
+    snr = snr_of(scheduler.alphas_cumprod.to(x0.device)[timesteps])
     weight = snr.clamp(max=snr_gamma) / (snr + 1 if v else snr)
     return (weight * mse).mean()
 
@@ -298,60 +295,7 @@ def resolve_precision(mixed_precision: str) -> str:
     return "no"
 
 
-# ---------------------------------------------------------------- checkpoints
-
-
-def latest_checkpoint(out_dir: Path) -> Path | None:
-    """The newest complete checkpoint folder in out_dir, or None."""
-    done = sorted((out_dir / CHECKPOINTS).glob("step-*/state.json"))
-    return done[-1].parent if done else None
-
-
-def save_checkpoint(out_dir: Path, step: int, unet: UNet2DModel, optimizer: torch.optim.Optimizer,
-                    ema: EMAModel, state: dict, keep: int) -> Path:
-    """Write checkpoints/step-NNNNNN atomically (temp folder, then rename); prune old ones."""
-    params = dict(unet.named_parameters())
-    if not all(torch.isfinite(p).all() for p in params.values()):
-        raise TrainingDiverged(f"Weights became NaN/inf before step {step}'s checkpoint; "
-                               "the last good checkpoint was kept. Lower the learning rate.")
-    root = out_dir / CHECKPOINTS
-    final, tmp = root / f"step-{step:06d}", root / f".tmp-step-{step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    unet.save_pretrained(tmp / "unet")  # raw weights, safetensors
-    save_file({name: s.detach().cpu().contiguous() for name, s in zip(params, ema.shadow_params)},
-              tmp / "ema.safetensors")
-    opt = optimizer.state_dict()
-    save_file({f"{i}.{k}": v.detach().cpu().contiguous() for i, st in opt["state"].items()
-               for k, v in st.items()}, tmp / "optimizer.safetensors")
-    ema_meta = {k: v for k, v in ema.state_dict().items() if k != "shadow_params"}
-    state = {**state, "step": step, "ema": ema_meta,
-             "optimizer": {"param_groups": opt["param_groups"]}}
-    (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    for old in sorted(root.glob("step-*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def load_checkpoint(ckpt: Path, unet: UNet2DModel, optimizer: torch.optim.Optimizer,
-                    ema: EMAModel) -> dict:
-    """Restore weights, optimizer and EMA from a checkpoint folder; return its state.json."""
-    state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
-    unet.load_state_dict(load_file(ckpt / "unet" / "diffusion_pytorch_model.safetensors"))
-    shadow = load_file(ckpt / "ema.safetensors")
-    names = [name for name, _ in unet.named_parameters()]
-    ema.load_state_dict({**state["ema"], "shadow_params": [shadow[n] for n in names]})
-    tensors = load_file(ckpt / "optimizer.safetensors")
-    opt_state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        i, name = key.split(".", 1)
-        opt_state.setdefault(int(i), {})[name] = value
-    groups = state["optimizer"]["param_groups"]
-    for g in groups:
-        g["betas"] = tuple(g["betas"])
-    optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
-    return state
+# ---------------------------------------------------------------- resume and output
 
 
 def check_resumable(state: dict, config: TrainConfig, fingerprint: str, ckpt: Path) -> None:
@@ -368,7 +312,49 @@ def check_resumable(state: dict, config: TrainConfig, fingerprint: str, ckpt: Pa
                          "Resume with the same data, or train into a new output folder.")
 
 
-# ---------------------------------------------------------------- samples and output
+def resume_step(out_dir: Path, resume: bool, config: TrainConfig, fingerprint: str,
+                unet: UNet2DModel, optimizer: torch.optim.Optimizer, ema: EMAModel) -> int:
+    """Load the newest checkpoint into unet/optimizer/ema when resuming; the step to start at."""
+    ckpt = runs.latest_checkpoint(out_dir)
+    if ckpt is None:
+        return 0
+    if not resume:
+        raise ValueError(f"{out_dir} already holds a training run ({ckpt.name}). Pass "
+                         "resume=True (--resume) to continue it, or choose another output folder.")
+    check_resumable(read_state(ckpt), config, fingerprint, ckpt)
+    return load_checkpoint(ckpt, unet, optimizer, ema)["step"]
+
+
+def new_model(config: TrainConfig, class_names: list[str] | None,
+              ) -> tuple[UNet2DModel, torch.optim.Optimizer, EMAModel]:
+    """A freshly initialised UNet (seeded), its AdamW optimizer and its EMA."""
+    unet = build_unet(config.model_config, class_names, seed=config.seed)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, betas=config.adam_betas,
+                                  weight_decay=config.weight_decay)
+    ema = EMAModel(unet.parameters(), decay=config.ema_decay, use_ema_warmup=True,
+                   inv_gamma=1.0, power=config.ema_power)
+    return unet, optimizer, ema
+
+
+def open_run(out_dir: Path, config: TrainConfig, dataset: datasets.Dataset, accelerator,
+             start: int) -> None:
+    """What the main process writes before the first step: config, provenance, trimmed log."""
+    runs.write_config(out_dir, config.to_dict())
+    # Provenance: exactly which images (and licences) this model learns from, and on what.
+    write_provenance(out_dir, dataset, device=accelerator.device,
+                     processes=accelerator.num_processes, start_step=start,
+                     mixed_precision=accelerator.mixed_precision)
+    runs.trim_loss_log(out_dir, start)  # lines past the checkpoint will be recomputed
+
+
+def checkpoint_state(config: TrainConfig, fingerprint: str, world: int, step: int) -> dict:
+    """The JSON part of a checkpoint (beside the tensors pddlib.checkpoint saves)."""
+    return {"config": config.to_dict(), "dataset": fingerprint, "world_size": world,
+            "lr_schedule": {"kind": "warmup-cosine", "step": step,
+                            "lr": learning_rate(config, max(step - 1, 0))},
+            # The random stream of step s is step_generator(seed, s): nothing else to save.
+            "rng": {"scheme": "sha256(seed:stream:step) per step", "seed": config.seed,
+                    "next_step": step}}
 
 
 def save_pipeline(out_dir: Path, unet: UNet2DModel, ema: EMAModel, config: TrainConfig) -> None:
@@ -376,47 +362,71 @@ def save_pipeline(out_dir: Path, unet: UNet2DModel, ema: EMAModel, config: Train
     ema_unet = UNet2DModel.from_config(unet.config)
     ema.copy_to(ema_unet.parameters())
     pipe = PDDiffusionPipeline(ema_unet, noise_scheduler(config))
-    set_scheduler(pipe, DEFAULT_SCHEDULER).save_pretrained(out_dir)
-    (out_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=1), encoding="utf-8")
-    write_card(out_dir)  # the model card follows the weights (steps, hours, metrics so far)
+    pipe.with_scheduler(DEFAULT_SCHEDULER).save_pretrained(out_dir)
+    runs.write_config(out_dir, config.to_dict())
 
 
-def sample_grid(unet: UNet2DModel, config: TrainConfig, path: Path) -> None:
-    """Sample config.sample_n images (classes in turn) with fixed noise; save one PNG grid."""
+def save_all(out_dir: Path, step: int, unet: UNet2DModel, optimizer: torch.optim.Optimizer,
+             ema: EMAModel, state: dict, config: TrainConfig) -> None:
+    """A checkpoint and the EMA pipeline of `step`, refusing weights that are no longer finite."""
+    if not all(torch.isfinite(p).all() for p in unet.parameters()):
+        raise TrainingDiverged(f"Weights became NaN/inf before step {step}'s checkpoint; "
+                               "the last good checkpoint was kept. Lower the learning rate.")
+    save_checkpoint(out_dir, step, unet, optimizer, ema, state, config.keep_checkpoints)
+    save_pipeline(out_dir, unet, ema, config)
+
+
+@torch.no_grad()
+def sample_grid(unet: UNet2DModel, ema: EMAModel, config: TrainConfig, path: Path) -> None:
+    """Sample config.sample_n images (classes in turn) with the EMA weights; save one PNG grid."""
     from pddlib.viz import pil_grid
 
-    pipe = set_scheduler(PDDiffusionPipeline(unet, noise_scheduler(config)),
-                         config.sample_scheduler)
-    pipe.set_progress_bar_config(disable=True)
-    n = config.sample_n
-    n_classes = null_class(unet)
-    labels = [i % n_classes for i in range(n)] if n_classes else None
-    images = pipe(n, class_labels=labels, num_inference_steps=config.sample_steps,
-                  guidance_scale=config.sample_guidance if labels else 1.0,
-                  generator=torch.Generator().manual_seed(config.seed)).images
+    ema.store(unet.parameters())
+    ema.copy_to(unet.parameters())
+    unet.eval()
+    try:
+        pipe = PDDiffusionPipeline(unet, noise_scheduler(config))
+        pipe = pipe.with_scheduler(config.sample_scheduler)
+        images = pipe(config.sample_n, class_labels=pipe.classes_in_turn(config.sample_n),
+                      num_inference_steps=config.sample_steps,
+                      guidance_scale=config.sample_guidance,
+                      generator=torch.Generator().manual_seed(config.seed)).images
+    finally:
+        ema.restore(unet.parameters())
+        unet.train()
     path.parent.mkdir(parents=True, exist_ok=True)
-    pil_grid(images, nrow=math.ceil(math.sqrt(n))).save(path)
-
-
-def load_pipeline(out_dir: str | Path, weights: str = "ema") -> PDDiffusionPipeline:
-    """Load a trained run: weights="ema" (the saved pipeline) or "raw" (last checkpoint's UNet)."""
-    out_dir = Path(out_dir)
-    if not (out_dir / "model_index.json").is_file():
-        raise FileNotFoundError(f"{out_dir} holds no trained pipeline; train one with "
-                                f"`pddlib train --out {out_dir}` first.")
-    pipe = PDDiffusionPipeline.from_pretrained(out_dir)
-    if weights == "raw":
-        ckpt = latest_checkpoint(out_dir)
-        if ckpt is None:
-            raise FileNotFoundError(f"{out_dir} has no checkpoint with raw weights.")
-        pipe = PDDiffusionPipeline(UNet2DModel.from_pretrained(ckpt / "unet"), pipe.scheduler)
-    elif weights != "ema":
-        raise ValueError(f"weights must be 'ema' or 'raw', got {weights!r}")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    pil_grid(images, nrow=math.ceil(math.sqrt(config.sample_n))).save(path)
 
 
 # ---------------------------------------------------------------- the loop
+
+
+def train_step(accelerator, model, optimizer, ema: EMAModel, scheduler: DDPMScheduler,
+               config: TrainConfig, batch: Batch, x_all: torch.Tensor, y_all: torch.Tensor,
+               null: int | None) -> float:
+    """One optimizer step over this process's share of `batch`; the loss averaged over processes."""
+    world, rank, dev = accelerator.num_processes, accelerator.process_index, accelerator.device
+    total = torch.zeros((), device=dev)
+    for micro in range(config.grad_accum):
+        part = batch.part(micro * world + rank, config.grad_accum * world)
+        index = part.index.to(dev)
+        x0 = x_all[index]
+        x0 = torch.where(part.flip.to(dev)[:, None, None, None], x0.flip(-1), x0)
+        labels = None if null is None else torch.where(part.drop.to(dev), null, y_all[index])
+        # Only the last micro-batch synchronises gradients across processes.
+        sync = micro == config.grad_accum - 1
+        with nullcontext() if sync else accelerator.no_sync(model):
+            loss = diffusion_loss(model, scheduler, x0, part.noise.to(dev),
+                                  part.timesteps.to(dev), labels, config.snr_gamma)
+            accelerator.backward(loss / config.grad_accum)
+        total += loss.detach() / config.grad_accum
+    loss_value = accelerator.reduce(total, reduction="mean").item()
+    if math.isfinite(loss_value):
+        accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        ema.step(accelerator.unwrap_model(model).parameters())
+    optimizer.zero_grad(set_to_none=True)
+    return loss_value
 
 
 def train(
@@ -438,159 +448,79 @@ def train(
 
     out_dir = Path(out_dir)
     accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision))
-    world, rank = accelerator.num_processes, accelerator.process_index
+    world, main = accelerator.num_processes, accelerator.is_main_process
     if config.batch_size % (world * config.grad_accum):
         raise ValueError(f"batch_size={config.batch_size} must be divisible by processes x "
                          f"grad_accum = {world} x {config.grad_accum}.")
-    mcfg = config.model_config
     class_names = class_names_of_dataset(dataset) if config.conditional else None
     fingerprint = dataset_fingerprint(dataset)
-
     # Data: decoded once, in memory, on the training device.
-    x_all, y_all = dataset_to_memory(dataset, mcfg.sample_size)
-    x_all, y_all = x_all.to(accelerator.device), y_all.to(accelerator.device)
+    x_all, y_all = (t.to(accelerator.device)
+                    for t in dataset_to_memory(dataset, config.model_config.sample_size))
 
-    unet = build_unet(mcfg, class_names, seed=config.seed)
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, betas=config.adam_betas,
-                                  weight_decay=config.weight_decay)
-    ema = EMAModel(unet.parameters(), decay=config.ema_decay, use_ema_warmup=True,
-                   inv_gamma=1.0, power=config.ema_power)
-    scheduler = noise_scheduler(config)
-
-    start = 0
-    ckpt = latest_checkpoint(out_dir)
-    if ckpt is not None and not resume:
-        raise ValueError(f"{out_dir} already holds a training run ({ckpt.name}). Pass "
-                         "resume=True (--resume) to continue it, or choose another output folder.")
-    if ckpt is not None:
-        state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
-        check_resumable(state, config, fingerprint, ckpt)
-        start = load_checkpoint(ckpt, unet, optimizer, ema)["step"]
-        accelerator.print(f"Resuming from {ckpt} (step {start}).")
+    unet, optimizer, ema = new_model(config, class_names)
+    start = resume_step(out_dir, resume, config, fingerprint, unet, optimizer, ema)
+    if start:
+        accelerator.print(f"Resuming from {runs.latest_checkpoint(out_dir)} (step {start}).")
     ema.to(accelerator.device)
     model, optimizer = accelerator.prepare(unet, optimizer)
-    null = null_class(unet)
+    scheduler, null = noise_scheduler(config), null_class(unet)
+    if main:
+        open_run(out_dir, config, dataset, accelerator, start)
 
-    log_path = out_dir / LOSS_LOG
-    if accelerator.is_main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=1), "utf-8")
-        # Provenance: exactly which images (and licences) this model learns from, and on what.
-        write_provenance(out_dir, dataset, device=accelerator.device, processes=world,
-                         start_step=start, mixed_precision=accelerator.mixed_precision)
-        # Drop log lines past the checkpoint we resume from: they will be recomputed.
-        old = log_path.read_text("utf-8").splitlines() if log_path.exists() else []
-        kept = [ln for ln in old if ln.strip() and json.loads(ln)["step"] <= start]
-        log_path.write_text("".join(ln + "\n" for ln in kept), "utf-8")
-    # Kept open for the whole loop (closed below); only the main process writes the log.
-    # Line-buffered, so the log on disk follows the run step by step (resume trims it anyway).
-    log = (open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-           if accelerator.is_main_process else None)
-
-    def checkpoint(step: int) -> None:
-        if accelerator.is_main_process:
-            log.flush()
-            state = {"config": config.to_dict(), "dataset": fingerprint, "world_size": world,
-                     "lr_schedule": {"kind": "warmup-cosine", "step": step,
-                                     "lr": learning_rate(config, max(step - 1, 0))},
-                     # The random stream of step s is step_generator(seed, s): nothing else to save.
-                     "rng": {"scheme": "sha256(seed:stream:step) per step", "seed": config.seed,
-                             "next_step": step}}
-            save_checkpoint(out_dir, step, accelerator.unwrap_model(model), optimizer, ema,
-                            state, config.keep_checkpoints)
-            save_pipeline(out_dir, accelerator.unwrap_model(model), ema, config)
-        accelerator.wait_for_everyone()
-
-    def samples(step: int) -> None:
-        if accelerator.is_main_process:
+    seconds, recent = 0.0, []
+    with ExitStack() as stack:
+        # Line-buffered, so the log on disk follows the run step by step.
+        log = (stack.enter_context(open(out_dir / runs.LOSS_LOG, "a", encoding="utf-8",
+                                        buffering=1)) if main else None)
+        bar = stack.enter_context(tqdm(total=config.max_steps, initial=start, desc="train",
+                                       unit="step", disable=not main))
+        model.train()
+        for step in range(start, config.max_steps):
+            t0 = time.perf_counter()
+            lr = learning_rate(config, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss = train_step(accelerator, model, optimizer, ema, scheduler, config,
+                              draw_batch(config, step, len(x_all)), x_all, y_all, null)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"Training stopped: the loss became {loss} at step {step + 1}. The last good "
+                    f"checkpoint is {runs.latest_checkpoint(out_dir) or 'none (no checkpoint yet)'};"
+                    f" resume from it with resume=True after lowering lr (now {config.lr}) or "
+                    "using mixed_precision='no'.")
+            seconds += time.perf_counter() - t0
+            done, recent = step + 1, (recent + [loss])[-50:]
             raw = accelerator.unwrap_model(model)
-            ema.store(raw.parameters())
-            ema.copy_to(raw.parameters())
-            raw.eval()
-            sample_grid(raw, config, out_dir / "samples" / f"step-{step:06d}.png")
-            ema.restore(raw.parameters())
-            raw.train()
-        accelerator.wait_for_everyone()
-
-    bar = tqdm(total=config.max_steps, initial=start, desc="train", unit="step",
-               disable=not accelerator.is_main_process)
-    model.train()
-    train_seconds, recent, loss_value = 0.0, [], float("nan")
-    for step in range(start, config.max_steps):
-        t0 = time.perf_counter()
-        lr = learning_rate(config, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = draw_batch(config, step, len(x_all))
-        total = torch.zeros((), device=accelerator.device)
-        for micro in range(config.grad_accum):
-            part = batch.part(micro * world + rank, config.grad_accum * world)
-            x0 = x_all[part.index.to(accelerator.device)]
-            x0 = torch.where(part.flip.to(x0.device)[:, None, None, None], x0.flip(-1), x0)
-            labels = None
-            if null is not None:
-                labels = torch.where(part.drop.to(x0.device), null,
-                                     y_all[part.index.to(x0.device)])
-            # Only the last micro-batch synchronises gradients across processes.
-            sync = micro == config.grad_accum - 1
-            with nullcontext() if sync else accelerator.no_sync(model):
-                loss = diffusion_loss(model, scheduler, x0, part.noise.to(x0.device),
-                                      part.timesteps.to(x0.device), labels, config.snr_gamma,
-                                      mcfg.patch_size)
-                accelerator.backward(loss / config.grad_accum)
-            total += loss.detach() / config.grad_accum
-        loss_value = accelerator.reduce(total, reduction="mean").item()
-        if not math.isfinite(loss_value):
-            last = latest_checkpoint(out_dir)
-            raise TrainingDiverged(
-                f"Training stopped: the loss became {loss_value} at step {step + 1}. The last "
-                f"good checkpoint is {last or 'none (no checkpoint yet)'}; resume from it with "
-                f"resume=True after lowering lr (now {config.lr}) or using mixed_precision='no'.")
-        accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.step(accelerator.unwrap_model(model).parameters())
-        train_seconds += time.perf_counter() - t0
-        done = step + 1
-
-        recent = (recent + [loss_value])[-50:]
-        if log is not None:
-            log.write(json.dumps({"step": done, "loss": loss_value, "lr": lr,
-                                  "seconds": round(train_seconds, 3)}) + "\n")
-        bar.update(1)
-        if done % 10 == 0:
-            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
-        if done % config.checkpoint_every == 0 or done == config.max_steps:
-            checkpoint(done)
-        if (config.sample_every and done % config.sample_every == 0) or done == config.max_steps:
-            samples(done)
-        if callback is not None:
-            callback(StepInfo(done, config.max_steps, loss_value, lr,
-                              accelerator.unwrap_model(model), out_dir))
-    bar.close()
-    if log is not None:
-        log.close()
-    if start >= config.max_steps and accelerator.is_main_process:
+            if log is not None:
+                log.write(json.dumps({"step": done, "loss": loss, "lr": lr,
+                                      "seconds": round(seconds, 3)}) + "\n")
+            bar.update(1)
+            if done % 10 == 0:
+                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
+            last = done == config.max_steps
+            if main and (done % config.checkpoint_every == 0 or last):
+                log.flush()
+                save_all(out_dir, done, raw, optimizer, ema,
+                         checkpoint_state(config, fingerprint, world, done), config)
+            if main and ((config.sample_every and done % config.sample_every == 0) or last):
+                sample_grid(raw, ema, config, runs.sample_grid_path(out_dir, done))
+            accelerator.wait_for_everyone()
+            if callback is not None:
+                callback(StepInfo(done, config.max_steps, loss, lr, raw, out_dir))
+    if start >= config.max_steps and main:
         # Nothing left to train (a finished run, resumed): make sure the pipeline is on disk.
         save_pipeline(out_dir, accelerator.unwrap_model(model), ema, config)
     steps_done = config.max_steps - start
     return TrainResult(
         out_dir=out_dir, step=max(start, config.max_steps),
-        loss=sum(recent) / len(recent) if recent else float("nan"), seconds=train_seconds,
-        images_per_second=steps_done * config.batch_size / train_seconds if train_seconds else 0.0,
+        loss=sum(recent) / len(recent) if recent else float("nan"), seconds=seconds,
+        images_per_second=steps_done * config.batch_size / seconds if seconds else 0.0,
         resumed_from=start)
-
-
-def read_loss_log(out_dir: str | Path) -> list[dict]:
-    """The loss log of a run: [{"step", "loss", "lr", "seconds"}, ...]."""
-    path = Path(out_dir) / LOSS_LOG
-    return [json.loads(ln) for ln in path.read_text("utf-8").splitlines() if ln.strip()]
 
 
 def tiny_config(**overrides) -> TrainConfig:
     """A config that trains the TINY model in seconds (tests, FAST notebooks)."""
-    from pddlib.models import TINY
-
     base = TrainConfig(model=TINY, max_steps=4, batch_size=8, lr=1e-3, warmup_steps=2,
                        checkpoint_every=2, sample_every=0, sample_n=4, sample_steps=2)
     return replace(base, **overrides)

@@ -9,9 +9,11 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from pddlib.defaults import DEFAULT_SCHEDULER, SCHEDULER_NAMES
+from pddlib.defaults import DEFAULT_SCHEDULER
 from pddlib.models import TINY, build_unet
-from pddlib.pipeline import SCHEDULERS, PDDiffusionPipeline, set_scheduler
+from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.schedulers import NAMES as SCHEDULER_NAMES
+from pddlib.schedulers import SCHEDULERS
 
 NAMES = ["circle", "square", "star"]
 
@@ -64,14 +66,20 @@ def test_same_seed_same_images_and_per_image_generators(pipe: PDDiffusionPipelin
     torch.testing.assert_close(batch[1:2], alone, atol=1e-4, rtol=0)
 
 
-def test_scheduler_names_for_the_cli_match_the_pipeline() -> None:
-    assert SCHEDULER_NAMES == tuple(SCHEDULERS) and DEFAULT_SCHEDULER in SCHEDULERS
+def test_the_default_scheduler_is_registered_and_unknown_names_are_refused() -> None:
+    assert DEFAULT_SCHEDULER in SCHEDULER_NAMES
+    with pytest.raises(ValueError, match=r"Unknown scheduler 'fast'.*'ddim'"):
+        make_pipe().with_scheduler("fast")
 
 
-@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+@pytest.mark.parametrize("name", SCHEDULER_NAMES)
 def test_every_scheduler_runs_and_is_reproducible(name: str) -> None:
-    pipe = set_scheduler(make_pipe(), name)
-    assert type(pipe.scheduler) is SCHEDULERS[name]
+    original = make_pipe()
+    pipe = original.with_scheduler(name)
+    assert type(pipe.scheduler).__name__ == SCHEDULERS[name]
+    assert type(original.scheduler).__name__ == "DDPMScheduler"  # a copy: the original is kept
+    assert pipe.unet is original.unet
+    assert pipe.scheduler.config.num_train_timesteps == 1000  # the same noise schedule
     kw = {"class_labels": "star", "guidance_scale": 2.0, "num_inference_steps": 2, "output_type": "pt"}
     a, b = pipe(2, generator=gen(3), **kw).images, pipe(2, generator=gen(3), **kw).images
     assert a.shape == (2, 3, 16, 16) and torch.equal(a, b)
@@ -164,20 +172,31 @@ def test_bad_labels_and_sizes_say_what_to_do(pipe: PDDiffusionPipeline) -> None:
     uncond = make_pipe(None)
     with pytest.raises(ValueError, match="unconditional"):
         uncond(1, class_labels=0, num_inference_steps=1)
-    with pytest.raises(ValueError, match="class-conditional"):
-        uncond(1, guidance_scale=3.0, num_inference_steps=1)
     assert uncond(1, num_inference_steps=1, output_type="np").images.shape == (1, 16, 16, 3)
 
 
+def test_guidance_applies_only_with_class_labels(pipe: PDDiffusionPipeline) -> None:
+    kw = {"num_inference_steps": 2, "output_type": "pt"}
+    uncond = make_pipe(None)
+    # Without labels there is nothing to steer towards: the scale has no effect, and says so.
+    assert torch.equal(uncond(1, guidance_scale=3.0, generator=gen(1), **kw).images,
+                       uncond(1, generator=gen(1), **kw).images)
+    assert torch.equal(pipe(1, guidance_scale=3.0, generator=gen(1), **kw).images,
+                       pipe(1, generator=gen(1), **kw).images)
+    assert not torch.equal(pipe(1, class_labels=0, guidance_scale=3.0, generator=gen(1), **kw).images,
+                           pipe(1, class_labels=0, generator=gen(1), **kw).images)
+    assert PDDiffusionPipeline.effective_guidance(3.0, None) == 1.0
+    assert PDDiffusionPipeline.effective_guidance(3.0, [0]) == 3.0
+    assert pipe.classes_in_turn(5) == [0, 1, 2, 0, 1] and uncond.classes_in_turn(5) is None
+
+
 def test_save_and_reload_round_trip(pipe: PDDiffusionPipeline, tmp_path: Path) -> None:
-    set_scheduler(pipe, "ddim")
-    pipe.save_pretrained(tmp_path / "model")
-    set_scheduler(pipe, "ddpm")
+    pipe.with_scheduler("ddim").save_pretrained(tmp_path / "model")
     loaded = PDDiffusionPipeline.from_pretrained(tmp_path / "model")
     loaded.set_progress_bar_config(disable=True)
     assert loaded.class_names == NAMES
     assert type(loaded.scheduler).__name__ == "DDIMScheduler"
-    set_scheduler(loaded, "ddpm")
+    loaded = loaded.with_scheduler("ddpm")
     kw = {"class_labels": "square", "guidance_scale": 2.0, "num_inference_steps": 2, "output_type": "pt"}
     assert torch.equal(pipe(1, generator=gen(2), **kw).images,
                        loaded(1, generator=gen(2), **kw).images)

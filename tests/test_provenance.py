@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pddlib import provenance as pv
+from pddlib import runs
 from pddlib.cli import main
 from pddlib.data import load_images
 from pddlib.training import tiny_config, train
@@ -22,6 +23,7 @@ def data():
 def model(data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "tiny"
     train(tiny_config(max_steps=2, checkpoint_every=2, batch_size=4), data, out)
+    pv.write_card(out)  # what `pddlib train` does after training
     return out
 
 
@@ -36,7 +38,7 @@ def test_train_writes_the_manifest_of_exactly_the_training_split(model, data) ->
     assert pv.training_images(model)["sha1"] == data["sha1"]
 
 
-def test_train_writes_a_card_with_valid_front_matter(model) -> None:
+def test_the_card_has_valid_front_matter_and_the_training_data(model) -> None:
     meta = pv.read_card_metadata(model / "README.md")
     assert meta["license"] == "cc0-1.0" and meta["library_name"] == "diffusers"
     assert meta["datasets"] == ["openclipart"] and "public-domain" in meta["tags"]
@@ -78,7 +80,7 @@ def test_session_seconds_add_up_over_resumes(tmp_path) -> None:
     log = [{"step": 1, "seconds": 2.0}, {"step": 2, "seconds": 5.0},  # first session
            {"step": 3, "seconds": 1.5}, {"step": 4, "seconds": 3.0}]  # resumed: clock restarts
     (tmp_path / "loss.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
-    assert pv.session_seconds(tmp_path) == pytest.approx(8.0)
+    assert runs.training_seconds(tmp_path) == pytest.approx(8.0)
 
 
 def test_pddlib_card_cli(model, tmp_path, capsys) -> None:

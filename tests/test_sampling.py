@@ -45,18 +45,8 @@ def judge_classes() -> list[str]:
     return list(judge.info().class_names)
 
 
-def test_with_scheduler_is_a_new_pipeline_sharing_the_unet(pipe) -> None:
-    ddim = sampling.with_scheduler(pipe, "ddim")
-    assert isinstance(ddim.scheduler, DDIMScheduler)
-    assert isinstance(pipe.scheduler, DDPMScheduler)  # the original is untouched
-    assert ddim.unet is pipe.unet
-    assert ddim.scheduler.config.num_train_timesteps == 1000
-    with pytest.raises(ValueError, match="choose one of"):
-        sampling.with_scheduler(pipe, "plms")
-
-
 def test_saved_initial_noise_reproduces_the_image(pipe) -> None:
-    ddim = sampling.with_scheduler(pipe, "ddim")
+    ddim = pipe.with_scheduler("ddim")
     kw = {"class_labels": "star", "num_inference_steps": 2, "output_type": "pt"}
     drawn = ddim(2, generator=sampling.seeded(3), **kw).images
     latents = sampling.initial_noise(ddim, 2, sampling.seeded(3))
@@ -116,7 +106,7 @@ def test_guidance_sweep_shares_noise_across_scales(pipe) -> None:
     rows = sweep.rows(1)
     assert list(rows) == ["circle", "star"] and torch.equal(rows["star"], sweep.grid(1)[3:])
     # Scale 1 is plain conditional sampling from the shared start noise.
-    ddim = sampling.with_scheduler(pipe, "ddim")
+    ddim = pipe.with_scheduler("ddim")
     latents = sampling.initial_noise(ddim, 2, sampling.seeded(1))
     plain = sampling.sample(pipe, scheduler="ddim", steps=2, class_label="circle", latents=latents)
     torch.testing.assert_close(sweep.images["circle", 1.0], plain, atol=1e-5, rtol=0)
@@ -170,7 +160,7 @@ def test_collect_trajectory(pipe, scheduler: str) -> None:
     assert torch.equal(traj.images, plain)
     torch.testing.assert_close(traj.x_t[-1].clamp(-1, 1), plain, atol=1e-6, rtol=0)
     if scheduler == "euler":
-        assert isinstance(sampling.with_scheduler(pipe, scheduler).scheduler,
+        assert isinstance(pipe.with_scheduler(scheduler).scheduler,
                           EulerDiscreteScheduler)
 
 

@@ -16,7 +16,9 @@ from safetensors.torch import load_file
 
 from pddlib.data.schema import features
 from pddlib.defaults import DEFAULT_SCHEDULER
-from pddlib.pipeline import SCHEDULERS, PDDiffusionPipeline
+from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.runs import latest_checkpoint, read_loss_log
+from pddlib.schedulers import SCHEDULERS
 from pddlib.training import (
     StepInfo,
     TrainConfig,
@@ -25,11 +27,8 @@ from pddlib.training import (
     diffusion_loss,
     draw_batch,
     draw_timesteps,
-    latest_checkpoint,
     learning_rate,
-    load_pipeline,
     noise_scheduler,
-    read_loss_log,
     tiny_config,
     train,
 )
@@ -113,15 +112,16 @@ def test_output_folder_is_a_loadable_pipeline(ds, tmp_path: Path) -> None:
     pipe = PDDiffusionPipeline.from_pretrained(tmp_path)
     assert pipe.class_names == NAMES and pipe.unet.config.sample_size == 16
     # Saved with the course's sampler, built from the training noise schedule.
-    assert type(pipe.scheduler) is SCHEDULERS[DEFAULT_SCHEDULER]
+    assert type(pipe.scheduler).__name__ == SCHEDULERS[DEFAULT_SCHEDULER]
     assert pipe.scheduler.config.timestep_spacing == "trailing"
     assert pipe.scheduler.config.prediction_type == cfg.prediction_type
     assert TrainConfig.from_dict(json.loads((tmp_path / "train_config.json").read_text())) == cfg
     assert [r["step"] for r in read_loss_log(tmp_path)] == [1, 2, 3, 4]
+    assert not (tmp_path / "README.md").exists()  # the card is rendered after training, not in it
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
         "step-000002.png", "step-000004.png"]
-    raw = load_pipeline(tmp_path, weights="raw")
-    ema = load_pipeline(tmp_path, weights="ema")
+    raw = PDDiffusionPipeline.from_run(tmp_path, weights="raw")
+    ema = PDDiffusionPipeline.from_run(tmp_path, weights="ema")
     assert not torch.equal(raw.unet.conv_in.weight, ema.unet.conv_in.weight)
     images = ema(2, class_labels="blue", guidance_scale=2.0, num_inference_steps=2,
                  generator=torch.Generator().manual_seed(0)).images
@@ -213,37 +213,26 @@ def test_objective_is_noise_prediction_mse_with_min_snr_weights() -> None:
         (w * per_image).mean().item())
 
 
-def test_patched_objective_equals_the_loss_on_unfolded_images() -> None:
-    from pddlib.models import TINY, build_unet, predict
+def test_v_prediction_objective_is_min_snr_weighted_mse_on_v() -> None:
+    from pddlib.models import TINY, build_unet
 
     sched = noise_scheduler(TrainConfig())
-    unet = build_unet(replace(TINY, patch_size=2), NAMES, seed=0)
+    unet = build_unet(TINY, NAMES, seed=0)
     g = torch.Generator().manual_seed(0)
     x0 = torch.rand(3, 3, 16, 16, generator=g) * 2 - 1
     noise = torch.randn(3, 3, 16, 16, generator=g)
     t, labels = torch.tensor([3, 400, 990]), torch.tensor([0, 1, 2])
     with torch.no_grad():
-        folded = diffusion_loss(unet, sched, x0, noise, t, labels, 5.0, patch_size=2)
-        # The same objective written in image space, with predict() folding around the UNet.
-        x_t = sched.add_noise(x0, noise, t)
-        per_image = ((predict(unet, x_t, t, labels) - sched.get_velocity(x0, noise, t)) ** 2
-                     ).mean(dim=(1, 2, 3))
+        loss = diffusion_loss(unet, sched, x0, noise, t, labels, 5.0)
+        # The same objective written out: v = sqrt(abar) eps - sqrt(1 - abar) x0.
+        abar = sched.alphas_cumprod[t][:, None, None, None]
+        x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+        v = abar.sqrt() * noise - (1 - abar).sqrt() * x0
+        pred = unet(x_t, t, class_labels=labels).sample
+        per_image = ((pred - v) ** 2).mean(dim=(1, 2, 3))
     snr = sched.alphas_cumprod[t] / (1 - sched.alphas_cumprod[t])
     expected = (snr.clamp(max=5.0) / (snr + 1) * per_image).mean()
-    assert folded.item() == pytest.approx(expected.item(), rel=1e-5)
-
-
-def test_patched_model_trains_saves_and_samples_full_size_images(ds, tmp_path: Path) -> None:
-    from pddlib.models import TINY
-
-    cfg = tiny_config(model=replace(TINY, patch_size=2), max_steps=2)
-    train(cfg, ds, tmp_path)
-    pipe = load_pipeline(tmp_path)
-    assert pipe.image_size == 16 and pipe.unet.config.sample_size == 8
-    images = pipe(2, class_labels="red", guidance_scale=2.0, num_inference_steps=2,
-                  generator=torch.Generator().manual_seed(0), output_type="pt").images
-    assert images.shape == (2, 3, 16, 16)
-    assert "(16 px, diffusers" in (tmp_path / "README.md").read_text()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_cli_train_then_sample(ds, tmp_path: Path, monkeypatch, capsys) -> None:
@@ -262,9 +251,17 @@ def test_cli_train_then_sample(ds, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setitem(RECIPES, "cpu-tiny", tiny_config())  # the tiny model, same code path
 
     out = tmp_path / "run"
-    assert cli.main(["train", "--data", str(folder), "--out", str(out), "--conditional",
+    assert cli.main(["train", "--data", str(folder), "--out", str(out),
                      "--max-steps", "2", "--seed", "1"]) == 0
     assert "trained 2 steps" in capsys.readouterr().out
+    # Conditional by default, as TrainConfig is; the command renders the card after training.
+    assert json.loads((out / "train_config.json").read_text())["conditional"] is True
+    assert "Classes: blue, red." in (out / "README.md").read_text()
+    uncond = tmp_path / "uncond"
+    assert cli.main(["train", "--data", str(folder), "--out", str(uncond), "--no-conditional",
+                     "--max-steps", "2"]) == 0
+    assert PDDiffusionPipeline.from_run(uncond).class_names == []
+    capsys.readouterr()
     assert cli.main(["train", "--data", str(folder), "--out", str(out)]) == 2
     assert "already holds a training run" in capsys.readouterr().err
     grid = tmp_path / "grid.png"

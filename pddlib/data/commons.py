@@ -47,6 +47,7 @@ from PIL import Image, ImageOps
 
 from pddlib import __version__
 from pddlib.data import licenses
+from pddlib.files import atomic_write
 
 DEFAULT_API = "https://commons.wikimedia.org/w/api.php"
 DEFAULT_CATEGORY = "PD-Art (PD-old-100)"
@@ -237,16 +238,6 @@ class HashIndex:
         dist = np.unpackbits(xor, axis=1).sum(axis=1)
         i = int(dist.argmin())
         return (self.titles[i], int(dist[i])) if dist[i] <= max_bits else None
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old or the new content, never a torn one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def clean_image(img: Image.Image) -> tuple[Image.Image, str]:

@@ -1,12 +1,19 @@
-"""Image <-> tensor transforms: PIL RGB images to normalised (N, 3, S, S) tensors and back."""
+"""Image <-> tensor transforms: PIL RGB images to normalised (N, 3, S, S) tensors and back.
+
+`to_uint8` lives in pddlib.pixels (all pixel-range conversions do) and is re-exported here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+__all__ = ["as_uint8", "resize_square", "to_pil", "to_tensor", "to_uint8"]
+
 import numpy as np
 import torch
 from PIL import Image
+
+from pddlib.pixels import to_model, to_uint8
 
 
 def resize_square(image: Image.Image, size: int) -> Image.Image:
@@ -29,14 +36,7 @@ def to_tensor(images: Iterable[Image.Image], size: int) -> torch.Tensor:
     arrays = [np.asarray(resize_square(im, size), dtype=np.uint8) for im in images]
     if not arrays:
         return torch.empty(0, 3, size, size)
-    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()
-    return x / 127.5 - 1.0
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """Convert a tensor (N, 3, H, W) in [-1, 1] to a uint8 array (N, H, W, 3)."""
-    x = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round()
-    return x.to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return to_model(np.stack(arrays))
 
 
 def to_pil(x: torch.Tensor) -> list[Image.Image]:

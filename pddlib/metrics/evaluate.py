@@ -14,6 +14,7 @@ import torch
 from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_JUDGE, DEFAULT_SCHEDULER, DEFAULT_STEPS
 from pddlib.metrics import judge
 from pddlib.metrics.quality import QualityReport, quality_report
+from pddlib.pixels import unit_to_uint8
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class EvalConfig:
     judge: str = DEFAULT_JUDGE  # who names the class of each sample (class agreement)
     steps: int = DEFAULT_STEPS  # denoising steps
     guidance: float = DEFAULT_GUIDANCE  # classifier-free guidance (1 = none; unconditional: 1)
-    scheduler: str = DEFAULT_SCHEDULER  # sampler (pddlib.pipeline.SCHEDULERS)
+    scheduler: str = DEFAULT_SCHEDULER  # sampler (a name in pddlib.schedulers)
     batch_size: int | None = None  # images per pipeline call (None: sampling_batch_size)
     seed: int = 0
     data: str = "openclipart"  # real images: the held-out split of this source
@@ -75,26 +76,26 @@ def generate_samples(
     """(uint8 images (n, S, S, 3), class labels or None): n samples, classes in turn if conditional."""
     from tqdm.auto import tqdm
 
-    n_classes = len(pipe.class_names)
-    labels = [i % n_classes for i in range(n)] if n_classes else None
+    labels = pipe.classes_in_turn(n)
     generator = torch.Generator().manual_seed(seed)
     out = []
     batch_size = batch_size or sampling_batch_size(pipe.device)
     for i in tqdm(range(0, n, batch_size), desc="sampling", disable=not progress):
         b = min(batch_size, n - i)
         images = pipe(b, class_labels=labels[i:i + b] if labels else None,
-                      guidance_scale=guidance if labels else 1.0, num_inference_steps=steps,
+                      guidance_scale=guidance, num_inference_steps=steps,
                       generator=generator, output_type="np",
                       guidance_interval=guidance_interval).images
-        out.append(np.round(np.asarray(images) * 255).astype(np.uint8))
+        out.append(unit_to_uint8(images))
     return np.concatenate(out), labels
 
 
 def evaluate_pipeline(pipe, real, config: EvalConfig, *, progress: bool = True) -> EvalResult:
     """Sample `pipe` as config says and score the samples against the real images."""
     judge.check_judge(config.judge)
-    if not pipe.class_names and config.guidance != 1.0:
-        config = replace(config, guidance=1.0)  # guidance needs classes: report what was run
+    # Report the guidance that was really applied (none for an unconditional model).
+    config = replace(config, guidance=pipe.effective_guidance(
+        config.guidance, pipe.classes_in_turn(1)))
     if pipe.class_names and config.n < len(pipe.class_names):
         raise ValueError(f"n = {config.n} samples leave some of the model's "
                          f"{len(pipe.class_names)} classes without one: a per-class figure needs "
@@ -119,10 +120,9 @@ def evaluate_model(model_dir, config: EvalConfig = EvalConfig(), *, progress: bo
     """Load the trained pipeline in model_dir and evaluate it against the held-out split."""
     from pddlib.data import load_images
     from pddlib.metrics.features import get_extractor
-    from pddlib.pipeline import set_scheduler
-    from pddlib.training import load_pipeline
+    from pddlib.pipeline import PDDiffusionPipeline
 
     get_extractor(config.features)  # fail now (e.g. no FID weights offline), not after sampling
-    pipe = set_scheduler(load_pipeline(model_dir), config.scheduler)
+    pipe = PDDiffusionPipeline.from_run(model_dir).with_scheduler(config.scheduler)
     real = load_images(config.data, split="heldout")
     return evaluate_pipeline(pipe, real, config, progress=progress)

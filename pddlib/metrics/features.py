@@ -20,7 +20,9 @@ import torch
 
 from pddlib.data.transforms import as_uint8
 from pddlib.defaults import DEFAULT_JUDGE
+from pddlib.files import atomic_path
 from pddlib.metrics import judge
+from pddlib.pixels import to_model
 
 FEATURES = (*judge.JUDGES, "inception")
 # Which name a Frechet distance on each feature set is reported under: FID only for Inception.
@@ -57,11 +59,10 @@ class Extractor:
     @torch.no_grad()
     def __call__(self, batch_uint8: np.ndarray) -> np.ndarray:
         """Features (N, D) float32 of one batch."""
-        x = torch.from_numpy(np.ascontiguousarray(batch_uint8)).to(self.device)
         if self.name in judge.JUDGES:
-            x = x.permute(0, 3, 1, 2).float() / 127.5 - 1.0
-            out = self.model.features(x)
-        else:
+            out = self.model.features(to_model(batch_uint8).to(self.device))
+        else:  # Inception takes uint8 (N, 3, H, W) and normalises itself
+            x = torch.from_numpy(np.ascontiguousarray(batch_uint8)).to(self.device)
             out = self.model(x.permute(0, 3, 1, 2).contiguous())
         return out.float().cpu().numpy()
 
@@ -120,8 +121,6 @@ def extract_features(
             bar.update(len(out[-1]))
     feats = np.concatenate(out) if out else np.zeros((0, 1), np.float32)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, feats, allow_pickle=False)
-        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # readers never see half a file
+            np.save(fh, feats, allow_pickle=False)
     return feats

@@ -31,6 +31,8 @@ from torch import nn
 
 from pddlib.data.transforms import as_uint8
 from pddlib.defaults import DEFAULT_JUDGE, JUDGE_NAMES
+from pddlib.labels import label_indices as resolve_labels
+from pddlib.pixels import to_model
 
 JUDGES = JUDGE_NAMES
 
@@ -171,10 +173,10 @@ def load_judge(name: str = DEFAULT_JUDGE) -> nn.Module:
 
 def to_input(images_uint8: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
     """uint8 (N, H, W, 3) at `size` px -> float (N, 3, size, size) in [-1, 1]."""
-    x = torch.as_tensor(np.asarray(images_uint8))
+    x = np.asarray(images_uint8)
     if x.ndim != 4 or x.shape[-1] != 3 or x.shape[1] != size or x.shape[2] != size:
         raise ValueError(f"expected uint8 images (N, {size}, {size}, 3), got {tuple(x.shape)}")
-    return x.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return to_model(x)
 
 
 @torch.no_grad()
@@ -196,19 +198,8 @@ def classify(images, *, judge: str = DEFAULT_JUDGE,
 
 def label_indices(labels: Sequence[int | str], judge: str = DEFAULT_JUDGE) -> np.ndarray:
     """Class names or indices of the embedded set -> indices (N,), with a clear error otherwise."""
-    names = list(info(judge).class_names)
-    out = []
-    for label in labels:
-        if isinstance(label, str):
-            if label not in names:
-                raise ValueError(f"the {judge} judge knows only the embedded set's classes "
-                                 f"{names}; got {label!r}.")
-            out.append(names.index(label))
-        elif 0 <= int(label) < len(names):
-            out.append(int(label))
-        else:
-            raise ValueError(f"class index {label} out of range 0..{len(names) - 1} ({names}).")
-    return np.asarray(out, dtype=np.int64)
+    owner = f"the {judge} judge (trained on the embedded set's classes)"
+    return np.asarray(resolve_labels(labels, info(judge).class_names, owner), dtype=np.int64)
 
 
 def knows_classes(class_names: Sequence[str], judge: str = DEFAULT_JUDGE) -> bool:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from pddlib.data.transforms import as_uint8
+from pddlib.pixels import uint8_to_unit
 from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
 
 SPACES = ("pixel", "pdcls", "sscd")
@@ -172,7 +173,7 @@ def flip_uint8(images: np.ndarray) -> np.ndarray:
 
 def pixel_vectors(images_uint8: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float64 (N, D) in [0, 1] (float64: an exact copy gets distance 0)."""
-    return torch.from_numpy(images_uint8.reshape(len(images_uint8), -1)).double() / 255.0
+    return uint8_to_unit(images_uint8.reshape(len(images_uint8), -1), torch.float64)
 
 
 def pixel_distances(queries: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
@@ -374,13 +375,12 @@ def measure_replication(model_dir, train=None, *, n: int = 200, steps: int = DEF
     embedded set. record: merge the summary into the folder's metrics.json (the model card's).
     """
     from pddlib.metrics.evaluate import generate_samples
-    from pddlib.pipeline import set_scheduler
+    from pddlib.pipeline import PDDiffusionPipeline
     from pddlib.provenance import training_images
-    from pddlib.training import load_pipeline
 
     if train is None:
         train = training_images(model_dir)
-    pipe = set_scheduler(load_pipeline(model_dir), DEFAULT_SCHEDULER)
+    pipe = PDDiffusionPipeline.from_run(model_dir).with_scheduler(DEFAULT_SCHEDULER)
     images, _ = generate_samples(pipe, n, steps=steps, guidance=guidance, seed=seed,
                                  progress=progress)
     report = replication(images, train, spaces=spaces, seed=seed, progress=progress)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from pddlib.metrics.hub_cache import download, hub_checkpoint
+from pddlib.pixels import uint8_to_unit
 
 FILENAME = "sscd_disc_mixup.torchscript.pt"
 URL = f"https://dl.fbaipublicfiles.com/sscd-copy-detection/{FILENAME}"
@@ -70,8 +71,7 @@ def sscd_features(images_uint8: np.ndarray, *, batch_size: int = 32, progress: b
     out = []
     for i in tqdm(range(0, len(images_uint8), batch_size), desc="features (sscd)",
                   disable=not progress):
-        x = torch.from_numpy(np.ascontiguousarray(images_uint8[i:i + batch_size])).to(device)
-        x = x.permute(0, 3, 1, 2).float() / 255.0
+        x = uint8_to_unit(images_uint8[i:i + batch_size]).permute(0, 3, 1, 2).to(device)
         x = torch.nn.functional.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear",
                                             align_corners=False, antialias=True)
         out.append(torch.nn.functional.normalize(model((x - mean) / std), dim=1).cpu())

@@ -1,0 +1,110 @@
+"""The layout of a training run folder, in one place: everyone who reads or writes one uses this.
+
+    <run>/model_index.json, unet/, scheduler/   the EMA pipeline (diffusers `from_pretrained`)
+    <run>/train_config.json                     the TrainConfig as JSON
+    <run>/loss.jsonl                            one line per optimizer step: step, loss, lr, seconds
+    <run>/checkpoints/step-NNNNNN/              resumable state (pddlib.checkpoint)
+    <run>/samples/step-NNNNNN.png               the trainer's sample grids
+    <run>/provenance/, metrics.json, README.md  provenance, measurements, model card
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pddlib.files import atomic_write
+
+CHECKPOINTS = "checkpoints"
+SAMPLES = "samples"
+CONFIG_FILE = "train_config.json"
+LOSS_LOG = "loss.jsonl"
+PIPELINE_INDEX = "model_index.json"
+
+
+def step_name(step: int) -> str:
+    """The folder / file stem of a step: step-000200."""
+    return f"step-{step:06d}"
+
+
+def step_of(path: str | Path) -> int:
+    """The step a checkpoint folder or sample grid belongs to (inverse of step_name)."""
+    stem = Path(path).name.split(".")[0]
+    if not stem.startswith("step-") or not stem[5:].isdigit():
+        raise ValueError(f"{path} is not named like a training step (step-NNNNNN).")
+    return int(stem[5:])
+
+
+def checkpoint_dir(run: str | Path, step: int) -> Path:
+    """Where the checkpoint of `step` lives."""
+    return Path(run) / CHECKPOINTS / step_name(step)
+
+
+def checkpoints(run: str | Path) -> list[Path]:
+    """The complete checkpoint folders of a run, oldest first (a complete one has state.json)."""
+    return [p.parent for p in sorted((Path(run) / CHECKPOINTS).glob("step-*/state.json"))]
+
+
+def latest_checkpoint(run: str | Path) -> Path | None:
+    """The newest complete checkpoint folder of a run, or None."""
+    done = checkpoints(run)
+    return done[-1] if done else None
+
+
+def trained_steps(run: str | Path) -> int:
+    """Steps of the newest complete checkpoint (0 when there is none)."""
+    ckpt = latest_checkpoint(run)
+    return step_of(ckpt) if ckpt else 0
+
+
+def sample_grid_path(run: str | Path, step: int) -> Path:
+    """Where the trainer saves its sample grid of `step`."""
+    return Path(run) / SAMPLES / f"{step_name(step)}.png"
+
+
+def sample_grids(run: str | Path) -> list[Path]:
+    """The trainer's sample grids, oldest first."""
+    return sorted((Path(run) / SAMPLES).glob("step-*.png"))
+
+
+def has_pipeline(run: str | Path) -> bool:
+    """Whether the folder holds a saved pipeline (written at the first checkpoint)."""
+    return (Path(run) / PIPELINE_INDEX).is_file()
+
+
+def write_config(run: str | Path, config: dict) -> Path:
+    """Write train_config.json."""
+    return atomic_write(Path(run) / CONFIG_FILE, json.dumps(config, indent=1))
+
+
+def read_config(run: str | Path) -> dict:
+    """The run's train_config.json as a dict."""
+    path = Path(run) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{run} is not a model folder written by `pddlib train` "
+                                f"(no {CONFIG_FILE}); point at the folder `--out` named.")
+    return json.loads(path.read_text("utf-8"))
+
+
+def read_loss_log(run: str | Path) -> list[dict]:
+    """The loss log of a run: [{"step", "loss", "lr", "seconds"}, ...]."""
+    path = Path(run) / LOSS_LOG
+    if not path.is_file():
+        return []
+    return [json.loads(ln) for ln in path.read_text("utf-8").splitlines() if ln.strip()]
+
+
+def trim_loss_log(run: str | Path, step: int) -> None:
+    """Drop log lines past `step` (a resumed run recomputes them)."""
+    kept = [json.dumps(r) for r in read_loss_log(run) if r["step"] <= step]
+    atomic_write(Path(run) / LOSS_LOG, "".join(ln + "\n" for ln in kept))
+
+
+def training_seconds(run: str | Path) -> float:
+    """Seconds spent in training steps, summed over resumed sessions (each restarts its clock)."""
+    total, last = 0.0, 0.0
+    for row in read_loss_log(run):
+        if row["seconds"] < last:
+            total += last
+        last = row["seconds"]
+    return total + last

@@ -1,0 +1,31 @@
+"""The samplers by short name: the one registry the pipeline, the CLI and the notebooks share.
+
+Names map to diffusers scheduler classes; diffusers is imported only when one is built, so the
+CLI can list the names without loading it.
+"""
+
+from __future__ import annotations
+
+SCHEDULERS = {
+    "ddpm": "DDPMScheduler",
+    "ddim": "DDIMScheduler",
+    "dpm++": "DPMSolverMultistepScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "euler-a": "EulerAncestralDiscreteScheduler",
+}
+NAMES = tuple(SCHEDULERS)
+
+
+def check_scheduler(name: str) -> str:
+    """`name` if it is a known sampler, else one clear error listing the known ones."""
+    if name not in SCHEDULERS:
+        raise ValueError(f"Unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}.")
+    return name
+
+
+def make_scheduler(name: str, config):
+    """A fresh scheduler `name` built from another scheduler's config (same noise schedule)."""
+    import diffusers
+
+    return getattr(diffusers, SCHEDULERS[check_scheduler(name)]).from_config(config)
+
