@@ -41,6 +41,7 @@ from pddlib.models import TINY, ModelConfig, build_unet, get_preset, null_class
 from pddlib.noise import snr as snr_of
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.provenance import write_provenance
+
 # Fields that may change when resuming: they do not change what a training step computes.
 RUNTIME_FIELDS = ("max_steps", "checkpoint_every", "keep_checkpoints", "sample_every",
                   "sample_n", "sample_steps", "sample_scheduler", "sample_guidance")

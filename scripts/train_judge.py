@@ -13,14 +13,16 @@ destroying degradations (pddlib.metrics.anchors) far from real images.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 
 from pddlib.data import load_images, to_tensor
 from pddlib.metrics import judge
@@ -115,6 +117,22 @@ def train(images: torch.Tensor, labels: torch.Tensor, num_classes: int, config: 
     return model.eval()
 
 
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy of model on images (N, 3, S, S) in [-1, 1] with labels (N,)."""
+    model.eval()
+    return float((model(images).argmax(1) == labels).float().mean())
+
+
+def save_judge(model: torch.nn.Module, meta: judge.JudgeInfo, folder: Path) -> None:
+    """Write NAME.safetensors and NAME.json into folder."""
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+              str(folder / f"{meta.name}.safetensors"))
+    data = asdict(meta)
+    data["class_names"] = list(meta.class_names)
+    (folder / f"{meta.name}.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train, measure held-out accuracy, save weights and config."""
     d = TrainConfig()
@@ -138,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     model = train(x_train, y_train, len(names), config)
     seconds = time.perf_counter() - start
-    acc_held = judge.accuracy(model, x_held, y_held)
+    acc_held = accuracy(model, x_held, y_held)
     with torch.no_grad():
         pred = model(x_held).argmax(1).numpy()
     for i, name in enumerate(names):
@@ -151,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = judge.JudgeInfo(args.name, config.arch, tuple(names), config.image_size, config.width,
                            round(acc_held, 4), len(x_train), len(x_held), cmd, round(seconds, 1))
     args.out.mkdir(parents=True, exist_ok=True)
-    judge.save_judge(model, meta, args.out)
+    save_judge(model, meta, args.out)
     print(f"wrote {args.name}.safetensors and {args.name}.json to {args.out}")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import struct
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+from faultywiki import PD_META, Fault, FaultyCommons, FaultyFile
 from PIL import Image
 
 from pddlib.cli import main
@@ -27,7 +29,6 @@ from pddlib.data.commons import (
     scrape,
     user_agent,
 )
-from pddlib.data.fakecommons import PD_META, Fault, LocalCommons, WikiFile
 
 EMAIL = "course-tests@pd-diffusion.org"
 ROOT = "PD-Art (PD-old-100)"
@@ -63,16 +64,16 @@ def png_claiming(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
 
 
-def pd_file(title: str, seed: int, cats: list[str] | None = None, **kw) -> WikiFile:
+def pd_file(title: str, seed: int, cats: list[str] | None = None, **kw) -> FaultyFile:
     meta = dict(PD_META, Artist=f'<a href="/wiki/Creator:A{seed}">Painter&nbsp;{seed}</a>')
-    return WikiFile(title, kw.pop("image", None) or picture(seed), meta,
+    return FaultyFile(title, kw.pop("image", None) or picture(seed), meta,
                     cats if cats is not None else [ROOT, "PD-old-100-expired"], **kw)
 
 
-def good_files() -> tuple[list[WikiFile], dict[str, list[str]]]:
+def good_files() -> tuple[list[FaultyFile], dict[str, list[str]]]:
     """Seven acceptable files in a root category and two subcategories that loop."""
     files = [pd_file(f"File:Landscape {i}.jpg", i) for i in range(4)]
-    files += [WikiFile(f"File:Portrait {i}.png", picture(10 + i, fmt="PNG"),
+    files += [FaultyFile(f"File:Portrait {i}.png", picture(10 + i, fmt="PNG"),
                        dict(PD_META, Artist="Anon"),
                        [ROOT, "PD-old-100-expired", "Portrait paintings", "Oil paintings"],
                        mime="image/png") for i in range(3)]
@@ -86,7 +87,7 @@ def good_files() -> tuple[list[WikiFile], dict[str, list[str]]]:
     return files, cats
 
 
-def bad_files() -> list[WikiFile]:
+def bad_files() -> list[FaultyFile]:
     """One file for every way a candidate must be turned away."""
     cc_by = {"License": "cc-by-sa-4.0", "LicenseShortName": "CC BY-SA 4.0",
              "Copyrighted": "True", "AttributionRequired": "true",
@@ -95,15 +96,15 @@ def bad_files() -> list[WikiFile]:
     rescan = io.BytesIO()  # Landscape 3 a little brighter: other bytes, same picture
     Image.open(io.BytesIO(picture(3))).point(lambda v: min(255, v + 6)).save(rescan, "JPEG")
     return [
-        WikiFile("File:Museum photo.jpg", picture(30), cc_by, [ROOT, "CC-BY-SA-4.0"]),
-        WikiFile("File:Sitter.jpg", picture(31), dict(PD_META, Restrictions="personality"),
+        FaultyFile("File:Museum photo.jpg", picture(30), cc_by, [ROOT, "CC-BY-SA-4.0"]),
+        FaultyFile("File:Sitter.jpg", picture(31), dict(PD_META, Restrictions="personality"),
                  [ROOT]),
-        WikiFile("File:Attribution.jpg", picture(32), dict(PD_META, AttributionRequired="true"),
+        FaultyFile("File:Attribution.jpg", picture(32), dict(PD_META, AttributionRequired="true"),
                  [ROOT]),
-        WikiFile("File:Logo.jpg", picture(33), dict(PD_META, NonFree="true"), [ROOT]),
-        WikiFile("File:Nuked.jpg", picture(34), dict(PD_META, DeletionReason="Copyvio"), [ROOT]),
-        WikiFile("File:No metadata.jpg", picture(35), {}, [ROOT]),
-        WikiFile("File:Catalogue.pdf", b"%PDF-1.4\n%%EOF\n", dict(PD_META), [ROOT],
+        FaultyFile("File:Logo.jpg", picture(33), dict(PD_META, NonFree="true"), [ROOT]),
+        FaultyFile("File:Nuked.jpg", picture(34), dict(PD_META, DeletionReason="Copyvio"), [ROOT]),
+        FaultyFile("File:No metadata.jpg", picture(35), {}, [ROOT]),
+        FaultyFile("File:Catalogue.pdf", b"%PDF-1.4\n%%EOF\n", dict(PD_META), [ROOT],
                  mime="application/pdf"),
         pd_file("File:Gone.jpg", 36, missing=True),
         pd_file("File:Bomb.png", 37, thumb=png_claiming(8000, 8000)),
@@ -114,11 +115,11 @@ def bad_files() -> list[WikiFile]:
     ]
 
 
-def wiki(extra: list[WikiFile] = (), **kw) -> LocalCommons:
+def wiki(extra: list[FaultyFile] = (), **kw) -> FaultyCommons:
     files, cats = good_files()
     files += list(extra)
     cats[ROOT] += [f.title for f in extra]
-    return LocalCommons(files, cats, **{"thumb_cap": 2, "cl_cap": 3, "subcat_cap": 1,
+    return FaultyCommons(files, cats, **{"thumb_cap": 2, "cl_cap": 3, "subcat_cap": 1,
                                         "image_delay": 0.05, **kw})
 
 
@@ -129,7 +130,7 @@ class Sleeps(list):
         self.append(seconds)
 
 
-def run(server: LocalCommons, out: Path, **kw):
+def run(server: FaultyCommons, out: Path, **kw):
     opts = {"depth": 3, "batch_size": 3, "progress": False, "sleep": Sleeps(), **FAST, **kw}
     return scrape(EMAIL, out, categories=[ROOT], api=server.api_url, **opts)
 
@@ -311,9 +312,7 @@ def test_limit_then_rerun(tmp_path: Path) -> None:
 def test_killed_mid_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) -> None:
     """kill -9 at any moment: nothing half-written counts, and a rerun ends the same."""
     out = tmp_path / "ds"
-    from pddlib.data import commons
-
-    real_replace, calls, saved = commons.os.replace, [], {}
+    real_replace, calls, saved = os.replace, [], {}
 
     def dying_replace(src, dst):
         if Path(dst).parent.name == "images":
@@ -327,10 +326,10 @@ def test_killed_mid_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) ->
         real_replace(src, dst)
 
     with wiki() as server:
-        monkeypatch.setattr(commons.os, "replace", dying_replace)
+        monkeypatch.setattr(os, "replace", dying_replace)
         with pytest.raises(KeyboardInterrupt):
             run(server, out)
-        monkeypatch.setattr(commons.os, "replace", real_replace)
+        monkeypatch.setattr(os, "replace", real_replace)
         (out / "scrape_state.json").write_bytes(saved["state"])
         finals = [p for p in (out / "images").iterdir() if not p.name.startswith(".")]
         assert all(Image.open(p).verify() is None for p in finals)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from pathlib import Path
 
 import numpy as np
+import openclipart_builder as builder
 import pytest
+import rasterise
 from PIL import Image
 
-from pddlib.data import load_images, openclipart, rasterise
+from pddlib.data import load_images, openclipart
 
 ROOT = Path(__file__).resolve().parents[1]
 SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
@@ -61,8 +62,8 @@ def test_embedded_arrays_are_64px_rgb_and_balanced(embedded):
 def test_embedded_build_provenance(embedded):
     _, _, meta = embedded
     build = meta["build"]
-    assert build["package"] == openclipart.PACKAGE and build["version"] == openclipart.VERSION
-    assert build["sha256"] == openclipart.SHA256
+    assert build["package"] == builder.PACKAGE and build["version"] == builder.VERSION
+    assert build["sha256"] == builder.SHA256
     assert sum(build["skip_counts"].values()) == len(build["skipped"])
 
 
@@ -71,8 +72,8 @@ def test_embedded_rows_are_public_domain_with_provenance(dataset):
     assert min(np.bincount(dataset["label"])) >= 30
     for row in dataset.select_columns([c for c in dataset.column_names if c != "image"]):
         assert row["source"] == "openclipart"
-        assert row["license"] == openclipart.LICENSE
-        assert row["license_url"] == openclipart.LICENSE_URL
+        assert row["license"] == builder.LICENSE
+        assert row["license_url"] == builder.LICENSE_URL
         assert row["license_reason"].startswith("package copyright file")
         assert row["source_url"].startswith(
             "debian:openclipart-svg=1:0.18+dfsg-19:/usr/share/openclipart/svg/")
@@ -173,29 +174,29 @@ def test_near_duplicates_keep_first_and_distinct_images():
 # --- metadata and licence decision ------------------------------------------------------------
 
 def test_metadata_is_parsed_from_rdf():
-    meta = openclipart.parse_svg_metadata(clipart("http://web.resource.org/cc/PublicDomain"))
+    meta = builder.parse_svg_metadata(clipart("http://web.resource.org/cc/PublicDomain"))
     assert meta["title"] == "An Apple" and meta["author"] == "Jo"
     assert meta["licenses"] == ["http://web.resource.org/cc/PublicDomain"]
-    assert openclipart.parse_svg_metadata(clipart(None, author=None))["author"] == ""
+    assert builder.parse_svg_metadata(clipart(None, author=None))["author"] == ""
 
 
 def test_public_domain_and_undeclared_files_are_accepted():
-    ok, reason = openclipart.decide_license(
-        openclipart.parse_svg_metadata(clipart("http://web.resource.org/cc/PublicDomain")))
+    ok, reason = builder.decide_license(
+        builder.parse_svg_metadata(clipart("http://web.resource.org/cc/PublicDomain")))
     assert ok and "Public Domain Dedication" in reason and "agrees" in reason
-    ok, reason = openclipart.decide_license(openclipart.parse_svg_metadata(clipart("")))
+    ok, reason = builder.decide_license(builder.parse_svg_metadata(clipart("")))
     assert ok and "declares no licence" in reason
 
 
 def test_non_public_domain_license_is_rejected_with_reason():
     gpl = "http://creativecommons.org/licenses/GPL/2.0/"
-    ok, reason = openclipart.decide_license(openclipart.parse_svg_metadata(clipart(gpl)))
+    ok, reason = builder.decide_license(builder.parse_svg_metadata(clipart(gpl)))
     assert not ok and reason == f"rejected: svg cc:license declares {gpl}, not public domain"
     # A licence named only in a comment contradicts the dedication too.
     svg = clipart("http://web.resource.org/cc/PublicDomain").replace(
         b"<metadata>", b"<!-- licensed under http://creativecommons.org/licenses/by/2.0/ -->"
         b"<metadata>")
-    ok, reason = openclipart.decide_license(openclipart.parse_svg_metadata(svg))
+    ok, reason = builder.decide_license(builder.parse_svg_metadata(svg))
     assert not ok and "creativecommons.org/licenses/by/2.0/" in reason
 
 
@@ -205,16 +206,14 @@ def test_checksum_refuses_a_wrong_file(tmp_path):
     fake = tmp_path / "openclipart-svg_1%3a0.18+dfsg-19_all.deb"
     fake.write_bytes(b"!<arch>\nnot the real package\n")
     with pytest.raises(ValueError, match="Refusing .* SHA256"):
-        openclipart.verify_sha256(fake)
+        builder.verify_sha256(fake)
     digest = hashlib.sha256(fake.read_bytes()).hexdigest()
-    assert openclipart.verify_sha256(fake, expected=digest) == digest
+    assert builder.verify_sha256(fake, expected=digest) == digest
 
 
 def test_build_script_refuses_a_wrong_deb(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        "build_openclipart", ROOT / "scripts" / "build_openclipart.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    import build_openclipart as script
+
     fake = tmp_path / "fake.deb"
     fake.write_bytes(b"not a package")
     out = tmp_path / "out.npz"

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, EulerDiscreteScheduler
+from diffusers import DDPMScheduler, EulerDiscreteScheduler
 from PIL import Image
 
 from pddlib import sampling, viz

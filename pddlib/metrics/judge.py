@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -234,21 +234,3 @@ def class_agreement(images, requested_labels: Sequence[int | str], *,
     """Fraction of images that the judge assigns to the requested class (names or indices)."""
     _, hits = agreements(images, requested_labels, judge=judge)
     return float(hits.mean()) if len(hits) else float("nan")
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Top-1 accuracy of model on images (N, 3, S, S) in [-1, 1] with labels (N,)."""
-    model.eval()
-    return float((model(images).argmax(1) == labels).float().mean())
-
-
-def save_judge(model: nn.Module, meta: JudgeInfo, folder: Path) -> None:
-    """Write NAME.safetensors and NAME.json into folder."""
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-              str(folder / f"{meta.name}.safetensors"))
-    data = asdict(meta)
-    data["class_names"] = list(meta.class_names)
-    (folder / f"{meta.name}.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

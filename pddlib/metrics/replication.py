@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from pddlib.data.transforms import as_uint8
-from pddlib.pixels import uint8_to_unit
 from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
+from pddlib.pixels import uint8_to_unit
 
 SPACES = ("pixel", "pdcls", "sscd")
 RATIO = 1 / 3  # Gu et al.: nearest / second-nearest distance below this counts as memorised

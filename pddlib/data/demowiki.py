@@ -1,11 +1,11 @@
-"""A small local stand-in for the Wikimedia Commons Action API, for offline demos and tests.
+"""A small local stand-in for the Wikimedia Commons Action API: notebook 01's offline wiki.
 
 It speaks enough of the real protocol for `pddlib.data.commons` to run unchanged against it:
 `action=query` with `generator=categorymembers` + `prop=imageinfo|categories` (formatversion=2,
 thumbnails capped per request so `iicontinue` appears, categories paged with `clcontinue`,
-pages shuffled as on Commons), `list=categorymembers` for subcategories, `maxlag` errors, gzip,
-thumbnails at `thumburl`. Tests script failures (429, 503, truncated bodies) with `Fault`s and
-read the request log. It binds 127.0.0.1 only; nothing here touches the internet.
+pages shuffled as on Commons), `list=categorymembers` for subcategories, gzip, thumbnails at
+`thumburl`. It binds 127.0.0.1 only; nothing here touches the internet. The tests' version,
+which also scripts failures (429, 503, truncated bodies), lives in tests/faultywiki.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -37,34 +36,58 @@ class WikiFile:
     mime: str = "image/jpeg"
     missing: bool = False          # listed in a category but the page is gone
     sha1: str | None = None        # reported sha1 (default: the real one of `image`)
-    thumb: bytes | None = None     # served instead of a real thumbnail (tests)
-    truncate: bool = False         # announce the full length, send half, hang up (tests)
 
 
 @dataclass
-class Fault:
-    """A scripted failure: answer the next `times` matching requests of `kind` with this."""
+class Reply:
+    """One HTTP answer: status, body, content type, extra headers."""
 
-    kind: str                      # "api" or "image"
-    status: int = 503
-    body: bytes | dict = b""
+    status: int
+    data: bytes
+    ctype: str
     headers: dict[str, str] = field(default_factory=dict)
-    times: int = 1
-    when: Callable[[dict[str, str]], bool] | None = None  # matched against the query params
 
 
-@dataclass
-class Request:
-    """What the server saw: kind, path, query params and headers."""
+class Handler(BaseHTTPRequestHandler):
+    """Hands each GET to the wiki's `respond` and writes the reply (gzip when asked)."""
 
-    kind: str
-    path: str
-    params: dict[str, str]
-    headers: dict[str, str]
+    protocol_version = "HTTP/1.1"
+    wiki: LocalCommons
+
+    def log_message(self, *args: object) -> None:  # keep notebook and test output quiet
+        pass
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        kind = "api" if url.path == "/w/api.php" else "image"
+        self.send(self.wiki.respond(kind, url.path, params, dict(self.headers.items())))
+
+    def send(self, reply: Reply) -> None:
+        """Write one reply."""
+        self.wfile.write(self.encode(reply))
+
+    def encode(self, reply: Reply) -> bytes:
+        """Send the status and headers; return the (maybe gzipped) body still to write."""
+        data = reply.data
+        gz = "gzip" in self.headers.get("Accept-Encoding", "")
+        if gz:
+            data = gzip.compress(data, mtime=0)
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.ctype)
+        self.send_header("Content-Length", str(len(data)))
+        if gz:
+            self.send_header("Content-Encoding", "gzip")
+        for k, v in reply.headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        return data
 
 
 class LocalCommons:
     """A threaded HTTP server on 127.0.0.1 that answers like commons.wikimedia.org/w/api.php."""
+
+    handler: type[Handler] = Handler  # subclasses (the tests') may write replies differently
 
     def __init__(
         self,
@@ -83,10 +106,7 @@ class LocalCommons:
         self.thumb_cap, self.cl_cap, self.subcat_cap = thumb_cap, cl_cap, subcat_cap
         self.image_delay = image_delay
         self.seed = seed
-        self.faults: list[Fault] = []
-        self.log: list[Request] = []
-        self.max_concurrent_images = 0
-        self._active = 0
+        self.served = 0  # answers given; reshuffles page order between calls
         self._lock = threading.Lock()
         self._thumbs: dict[tuple[str, int], bytes] = {}
         self._server: ThreadingHTTPServer | None = None
@@ -94,7 +114,7 @@ class LocalCommons:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> LocalCommons:
         """Start serving in a daemon thread on a free port of 127.0.0.1."""
-        handler = type("Handler", (_Handler,), {"wiki": self})
+        handler = type("Handler", (self.handler,), {"wiki": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -124,9 +144,19 @@ class LocalCommons:
         """The Action API endpoint (what `pddlib scrape --api` takes)."""
         return f"{self.base}/w/api.php"
 
-    def requests_of(self, kind: str) -> list[Request]:
-        """The logged requests of one kind ("api" or "image")."""
-        return [r for r in self.log if r.kind == kind]
+    def respond(self, kind: str, path: str, params: dict[str, str],
+                headers: dict[str, str]) -> Reply:
+        """The answer to one GET: an API query ("api") or an image file ("image")."""
+        with self._lock:
+            self.served += 1
+        if kind == "api":
+            return Reply(200, json.dumps(self.answer(params)).encode(),
+                         "application/json; charset=utf-8")
+        time.sleep(self.image_delay)  # a slow network: concurrent downloads overlap
+        f, data = self.image_bytes(path)
+        mime = f.mime if f.mime.startswith("image/") and "/orig/" in path else (
+            "image/png" if data[:4] == b"\x89PNG" else "image/jpeg")
+        return Reply(200, data, mime)
 
     # -- API answers -----------------------------------------------------------------------
     def answer(self, params: dict[str, str]) -> dict:
@@ -208,7 +238,7 @@ class LocalCommons:
                 pid, cat = rows[self.cl_cap]
                 cl_more = f"{pid}|{cat}"
         page_list = list(pages.values())
-        random.Random(self.seed + start + len(self.log)).shuffle(page_list)  # order means nothing
+        random.Random(self.seed + start + self.served).shuffle(page_list)  # order means nothing
         out: dict = {"query": {"pages": page_list}}
         if ii_more or cl_more:
             finished = [m for m, more in (("imageinfo", ii_more), ("categories", cl_more))
@@ -236,13 +266,15 @@ class LocalCommons:
                 "imagerepository": "local"}
 
     # -- images ----------------------------------------------------------------------------
+    def file_at(self, path: str) -> WikiFile:
+        """The file an image URL (/orig/<pageid>/... or /thumb/<pageid>/...) belongs to."""
+        pid = int(path.split("/", 3)[2])
+        return next(f for t, f in self.files.items() if self.pageids[t] == pid)
+
     def image_bytes(self, path: str) -> tuple[WikiFile, bytes]:
         """Return (file, bytes) for /orig/<pageid>/<name> or /thumb/<pageid>/<W>px-<name>."""
         parts = path.split("/", 3)
-        pid = int(parts[2])
-        f = next(f for t, f in self.files.items() if self.pageids[t] == pid)
-        if f.thumb is not None:
-            return f, f.thumb
+        f = self.file_at(path)
         if parts[1] == "orig":
             return f, f.image
         width = int(parts[3].split("px-", 1)[0])
@@ -256,65 +288,6 @@ class LocalCommons:
             thumb.save(buf, fmt, **({"exif": exif} if exif else {}))  # keep EXIF like originals
             self._thumbs[key] = buf.getvalue()
         return f, self._thumbs[key]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    wiki: LocalCommons
-
-    def log_message(self, *args: object) -> None:  # keep test output quiet
-        pass
-
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
-        kind = "api" if url.path == "/w/api.php" else "image"
-        wiki = self.wiki
-        with wiki._lock:
-            wiki.log.append(Request(kind, url.path, params, dict(self.headers.items())))
-            fault = next((f for f in wiki.faults if f.kind == kind and f.times > 0
-                          and (f.when is None or f.when(params))), None)
-            if fault:
-                fault.times -= 1
-        if fault:
-            body = fault.body
-            data = json.dumps(body).encode() if isinstance(body, dict) else body
-            return self._send(fault.status, data, "application/json", fault.headers)
-        if kind == "api":
-            data = json.dumps(wiki.answer(params)).encode()
-            return self._send(200, data, "application/json; charset=utf-8")
-        with wiki._lock:
-            wiki._active += 1
-            wiki.max_concurrent_images = max(wiki.max_concurrent_images, wiki._active)
-        try:
-            time.sleep(wiki.image_delay)  # long enough for concurrent downloads to overlap
-            f, data = wiki.image_bytes(url.path)
-            mime = f.mime if f.mime.startswith("image/") and "/orig/" in url.path else (
-                "image/png" if data[:4] == b"\x89PNG" else "image/jpeg")
-            self._send(200, data, mime, truncate=f.truncate)
-        finally:
-            with wiki._lock:
-                wiki._active -= 1
-
-    def _send(self, status: int, data: bytes, ctype: str, headers: dict | None = None,
-              truncate: bool = False) -> None:
-        gz = "gzip" in self.headers.get("Accept-Encoding", "")
-        if gz:
-            data = gzip.compress(data, mtime=0)
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        if gz:
-            self.send_header("Content-Encoding", "gzip")
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if truncate:
-            self.wfile.write(data[: len(data) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(data)
 
 
 # -- the demo wiki used by notebook 01 ------------------------------------------------------
