@@ -3,8 +3,8 @@
 Measured on cpu-tiny (benchmarks/RESULTS.md): at 25 steps the stochastic Euler ancestral sampler
 gives clearly more recognisable samples than deterministic DDIM, which keeps an undertrained
 model's speckle. A trained model is saved with this sampler, so `from_pretrained` uses it.
-Guidance 4 gave the 1200-step course model its best FD-pdcls and 64 % class agreement (3: 57 %,
-5: 66 % with less diversity), so conditional sampling uses 4 unless told otherwise.
+Guidance 4 is the conditional default: in the guidance sweeps of benchmarks/RESULTS.md, higher
+scales added little class agreement and cost variety.
 """
 
 DEFAULT_SCHEDULER = "euler-a"  # a name in pddlib.schedulers.SCHEDULERS

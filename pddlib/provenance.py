@@ -313,6 +313,77 @@ def metrics_section(metrics: dict) -> list[str]:
     return out
 
 
+def data_section(rows: list[dict]) -> list[str]:
+    """Markdown lines on the training data: the manifest, its verification, the counts."""
+    if not rows:
+        return ["## Training data", "", ("No provenance manifest: the training data of this "
+                "model is undocumented. Do not publish it as public-domain-trained."), ""]
+    failures = verify_manifest(rows)
+    verdict = ("every row is public domain or CC0 with a recorded reason" if not failures else
+               f"**{len(failures)} rows fail the public-domain check**: do not publish "
+               "until they are removed and the model is retrained")
+    lines = ["## Training data", "",
+             (f"{len(rows)} images. The full list, one row per image (title, source, URL, "
+              "author, licence, licence URL, why the licence was accepted, sha1), is "
+              f"[`{PROVENANCE}/{MANIFEST}`]({PROVENANCE}/{MANIFEST}). Verified with "
+              f"`pddlib.provenance.verify_manifest`: {verdict}."), "",
+             "| source | images |", "|---|---|"]
+    lines += [f"| {s} | {n} |" for s, n in source_counts(rows).items()]
+    lines += ["", "| licence | images |", "|---|---|"]
+    lines += [f"| {lic} | {n} |" for lic, n in licence_counts(rows).items()]
+    return lines + [""]
+
+
+def training_section(config: dict, compute: Compute) -> list[str]:
+    """Markdown lines on the training configuration and the compute it used."""
+    skip = ("model", "sample_every", "sample_n", "sample_steps", "sample_scheduler",
+            "sample_guidance", "checkpoint_every", "keep_checkpoints")
+    model = config.get("model") or {"preset": config.get("preset")}
+    lines = ["## Training configuration", "",
+             f"Model: `{json.dumps(model)}`. Full settings in `{runs.CONFIG_FILE}`:", "",
+             "| setting | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in config.items() if k not in skip]
+    return lines + ["", "## Compute", "",
+                    f"- Device: {compute.device}",
+                    f"- Training time: {compute.hours:.2f} hours ({compute.hours * 60:.1f} minutes)",
+                    (f"- Energy (estimate): {compute.kwh * 1000:.1f} Wh at an assumed "
+                     f"{compute.watts:.0f} W"),
+                    f"- Assumptions: {compute.assumptions}", ""]
+
+
+def usage_section(classes: list[str], license: str) -> list[str]:
+    """Markdown lines on how to use the model, what for, its limits, and the licence."""
+    return ["## How to use", "", "```python", "import torch",
+            "from pddlib.pipeline import PDDiffusionPipeline", "",
+            'pipe = PDDiffusionPipeline.from_pretrained("<this folder or Hub repo>")',
+            "images = pipe(8, " + (f'class_labels="{classes[0]}", '
+                                   f'guidance_scale={DEFAULT_GUIDANCE}, ' if classes else "") +
+            "num_inference_steps=25, generator=torch.Generator().manual_seed(0)).images",
+            "```", "",
+            "## Intended use", "",
+            ("Learning and teaching how diffusion models work; a small, fully documented "
+             "baseline for experiments on sampling, evaluation and memorisation; generating "
+             "clip-art-like images for any purpose."), "",
+            "## Limitations", "",
+            ("- A small model trained briefly on a few thousand images or fewer: samples are "
+             "low-resolution and often not recognisable; it is not a general image generator."),
+            "- It reflects its training data: the clip art's styles, subjects and gaps.",
+            ("- Samples can come close to training images (see Evaluation, replication); a "
+             "closer copy is still a public-domain image, but check with "
+             "`pddlib.metrics.check_copies` before presenting a sample as new work."),
+            "- Metrics computed with the course's classifiers (FD-pdshape, FD-pdcls) are not FID.",
+            "", "## What you may do with the weights and the outputs", "",
+            f"The weights are released under `{license}`"
+            + (" (CC0 1.0: no rights reserved)" if license == "cc0-1.0" else "")
+            + ". Every training image is public domain or CC0 with no attribution "
+            "requirement (see the manifest), so no third-party copyright or attribution "
+            "obligation attaches to the weights through the training data. You may use, "
+            "modify, share and sell the weights and the images they generate, for any purpose, "
+            "without asking. Outputs that closely reproduce a training image are themselves "
+            "public domain. Not legal advice: laws differ between countries, and trademarks or "
+            "personality rights can still apply to what an image depicts.", ""]
+
+
 def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
                model_name: str | None = None) -> str:
     """The model card text (YAML front matter + Markdown) of a trained model folder."""
@@ -324,80 +395,18 @@ def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
         rows = read_manifest(model_dir)
     except FileNotFoundError:
         rows = []
-    failures = verify_manifest(rows)
     unet = model_dir / "unet" / "config.json"
     unet_cfg = json.loads(unet.read_text("utf-8")) if unet.is_file() else {}
     classes = list(unet_cfg.get(CLASS_NAMES_KEY) or [])
-    size = unet_cfg.get("sample_size", "?")
-    name = model_name or model_dir.resolve().name
-    compute = compute_used(model_dir)
-    model = config.get("model") or {"preset": config.get("preset")}
-
-    lines = [f"# {name}", "",
-             (f"A {'class-conditional' if config.get('conditional') else 'unconditional'} diffusion "
-             f"model ({size} px, diffusers `UNet2DModel`) trained from "
-             "scratch with the PD-Diffusion course's `pddlib` on public-domain images only."), ""]
+    kind = "class-conditional" if config.get("conditional") else "unconditional"
+    lines = [f"# {model_name or model_dir.resolve().name}", "",
+             (f"A {kind} diffusion model ({unet_cfg.get('sample_size', '?')} px, diffusers "
+              "`UNet2DModel`) trained from scratch with the PD-Diffusion course's `pddlib` on "
+              "public-domain images only."), ""]
     if classes:
         lines += [f"Classes: {', '.join(classes)}.", ""]
-    lines += ["## Training data", ""]
-    if rows:
-        verdict = ("every row is public domain or CC0 with a recorded reason" if not failures else
-                   f"**{len(failures)} rows fail the public-domain check**: do not publish "
-                   "until they are removed and the model is retrained")
-        lines += [(f"{len(rows)} images. The full list, one row per image (title, source, URL, "
-                  "author, licence, licence URL, why the licence was accepted, sha1), is "
-                  f"[`{PROVENANCE}/{MANIFEST}`]({PROVENANCE}/{MANIFEST}). Verified with "
-                  f"`pddlib.provenance.verify_manifest`: {verdict}."), "",
-                  "| source | images |", "|---|---|"]
-        lines += [f"| {s} | {n} |" for s, n in source_counts(rows).items()]
-        lines += ["", "| licence | images |", "|---|---|"]
-        lines += [f"| {lic} | {n} |" for lic, n in licence_counts(rows).items()]
-        lines.append("")
-    else:
-        lines += [("No provenance manifest: the training data of this model is undocumented. "
-                  "Do not publish it as public-domain-trained."), ""]
-    skip = ("model", "sample_every", "sample_n", "sample_steps", "sample_scheduler",
-            "sample_guidance", "checkpoint_every", "keep_checkpoints")
-    lines += ["## Training configuration", "",
-              f"Model: `{json.dumps(model)}`. Full settings in `train_config.json`:", "",
-              "| setting | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in config.items() if k not in skip]
-    lines += ["", "## Compute", "",
-              f"- Device: {compute.device}",
-              f"- Training time: {compute.hours:.2f} hours ({compute.hours * 60:.1f} minutes)",
-              (f"- Energy (estimate): {compute.kwh * 1000:.1f} Wh at an assumed "
-              f"{compute.watts:.0f} W"),
-              f"- Assumptions: {compute.assumptions}", ""]
-    lines += metrics_section(read_metrics(model_dir))
-    lines += ["## How to use", "", "```python", "import torch",
-              "from pddlib.pipeline import PDDiffusionPipeline", "",
-              'pipe = PDDiffusionPipeline.from_pretrained("<this folder or Hub repo>")',
-              "images = pipe(8, " + (f'class_labels="{classes[0]}", '
-                                     f'guidance_scale={DEFAULT_GUIDANCE}, ' if classes else "") +
-              "num_inference_steps=25, generator=torch.Generator().manual_seed(0)).images",
-              "```", "",
-              "## Intended use", "",
-              ("Learning and teaching how diffusion models work; a small, fully documented "
-              "baseline for experiments on sampling, evaluation and memorisation; generating "
-              "clip-art-like images for any purpose."), "",
-              "## Limitations", "",
-              ("- A small model trained briefly on a few thousand images or fewer: samples are "
-              "low-resolution and often not recognisable; it is not a general image generator."),
-              "- It reflects its training data: the clip art's styles, subjects and gaps.",
-              ("- Samples can come close to training images (see Evaluation, replication); a "
-              "closer copy is still a public-domain image, but check with "
-              "`pddlib.metrics.check_copies` before presenting a sample as new work."),
-              "- Metrics computed with the course's classifiers (FD-pdshape, FD-pdcls) are not FID.", "",
-              "## What you may do with the weights and the outputs", "",
-              f"The weights are released under `{license}`"
-              + (" (CC0 1.0: no rights reserved)" if license == "cc0-1.0" else "")
-              + ". Every training image is public domain or CC0 with no attribution "
-              "requirement (see the manifest), so no third-party copyright or attribution "
-              "obligation attaches to the weights through the training data. You may use, "
-              "modify, share and sell the weights and the images they generate, for any purpose, "
-              "without asking. Outputs that closely reproduce a training image are themselves "
-              "public domain. Not legal advice: laws differ between countries, and trademarks or "
-              "personality rights can still apply to what an image depicts.", ""]
+    lines += data_section(rows) + training_section(config, compute_used(model_dir))
+    lines += metrics_section(read_metrics(model_dir)) + usage_section(classes, license)
     return "---\n" + card_metadata(model_dir, rows, config, license) + "\n---\n\n" + "\n".join(lines)
 
 

@@ -1,4 +1,8 @@
-"""The common dataset schema every image source yields (see DESIGN.md)."""
+"""The common dataset schema every image source yields (README.md, "Architecture").
+
+Every loader (the embedded clip art, a scraped Commons folder) returns a `datasets.Dataset`
+with these columns, so training, provenance and metrics never ask where images came from.
+"""
 
 from __future__ import annotations
 
