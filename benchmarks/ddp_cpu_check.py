@@ -38,8 +38,11 @@ def squares(n: int = 16) -> datasets.Dataset:
         a = np.full((16, 16, 3), 255, np.uint8)
         a[3 + i % 4:12, 4:12] = (200, 30, 30) if i % 2 == 0 else (30, 30, 200)
         images.append(Image.fromarray(a))
-    cols.update(image=images, label=[i % 2 for i in range(n)], sha1=[str(i) for i in range(n)],
+    cols.update(image=images, label=[i % 2 for i in range(n)], sha1=[f"{i:040x}" for i in range(n)],
                 width=[16] * n, height=[16] * n)
+    # Drawn for the tests, dedicated to the public domain: the trainer refuses rows without that.
+    cols.update(source=["tests"] * n, source_url=["file://synthetic"] * n,
+                license=["CC0"] * n, license_reason=["made for the tests"] * n)
     return datasets.Dataset.from_dict(cols, features=feats)
 
 

@@ -66,7 +66,8 @@ def main() -> None:
     ours_log = read_loss_log(args.ours)
     summary = {"ours": {"run": str(args.ours), "steps": ours_steps,
                         "train_seconds": ours_log[-1]["seconds"],
-                        **judge_pipeline(PDDiffusionPipeline.from_run(args.ours), "ttq-ours", args.n)}}
+                        "euler-a": judge_pipeline(PDDiffusionPipeline.from_run(args.ours),
+                                                  "ttq-ours", args.n)}}
     data = load_images("openclipart", split="train")
     run = OUT / "plain"
     for k in sorted(args.multiples):

@@ -235,9 +235,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `pddlib` console script."""
+    import warnings
+
+    from pddlib.data.checks import ExcludedRowsWarning
+
     args = build_parser().parse_args(argv)
+
+    def show(message, category, *rest, **kw) -> None:
+        print(f"pddlib {args.command}: warning: {message}", file=sys.stderr)
+
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            # What a load left out is said once, as the command's own words.
+            warnings.simplefilter("always", ExcludedRowsWarning)
+            warnings.showwarning = show
+            return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         # Errors a user can cause get one clear line, not a traceback.
         print(f"pddlib {args.command}: error: {e}", file=sys.stderr)

@@ -53,12 +53,14 @@ class PDDiffusionPipeline(DiffusionPipeline):
                                     f"`pddlib train --out {run}` first.")
         if weights not in ("ema", "raw"):
             raise ValueError(f"weights must be 'ema' or 'raw', got {weights!r}")
-        pipe = cls.from_pretrained(run)
+        runs.refuse_pickles(run)  # a folder from someone else is data: never unpickle it
+        pipe = cls.from_pretrained(run, use_safetensors=True)
         if weights == "raw":
             ckpt = runs.latest_checkpoint(run)
             if ckpt is None:
                 raise FileNotFoundError(f"{run} has no checkpoint with raw weights.")
-            pipe = cls(UNet2DModel.from_pretrained(ckpt / "unet"), pipe.scheduler)
+            pipe = cls(UNet2DModel.from_pretrained(ckpt / "unet", use_safetensors=True),
+                       pipe.scheduler)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 

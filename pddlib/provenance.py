@@ -16,12 +16,12 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from pddlib import runs
+from pddlib.data.checks import row_problems
 from pddlib.data.schema import TEXT_COLUMNS
 from pddlib.defaults import DEFAULT_GUIDANCE
 from pddlib.files import atomic_write
@@ -79,12 +79,6 @@ def training_images(model_dir: str | Path, data="openclipart"):
 
 # ---------------------------------------------------------------- verification
 
-PD_WORDS = re.compile(r"public[ -]?domain|\bpd\b|\bcc0\b|cc-zero|publicdomain", re.IGNORECASE)
-NON_PD_WORDS = re.compile(r"\bcc[- ]by\b|\bby-(sa|nc|nd)\b|gfdl|\bl?gpl\b|all rights reserved|"
-                          r"non-?free|fair use|creativecommons\.org/licenses/by", re.IGNORECASE)
-SHA1 = re.compile(r"^[0-9a-f]{40}$")
-
-
 @dataclass(frozen=True)
 class ManifestFailure:
     """A manifest row that does not show a public-domain / CC0 image with a recorded reason."""
@@ -96,21 +90,6 @@ class ManifestFailure:
 
     def __str__(self) -> str:
         return f"row {self.row} ({self.title or self.sha1 or 'untitled'}): {'; '.join(self.problems)}"
-
-
-def row_problems(row: dict) -> list[str]:
-    """Why one manifest row fails the public-domain check ([] when it passes)."""
-    problems = [f"no {f}" for f in ("source", "source_url", "license") if not row.get(f)]
-    lic = f"{row.get('license', '')} {row.get('license_url', '')}"
-    if row.get("license") and not PD_WORDS.search(lic):
-        problems.append(f"licence {row['license']!r} is not public domain or CC0")
-    if NON_PD_WORDS.search(lic):
-        problems.append(f"licence names a non-public-domain licence: {lic.strip()!r}")
-    if not str(row.get("license_reason", "")).strip():
-        problems.append("no recorded reason why the licence was accepted")
-    if not SHA1.match(str(row.get("sha1", ""))):
-        problems.append(f"sha1 {row.get('sha1')!r} is not a 40-digit hex digest")
-    return problems
 
 
 def verify_manifest(rows: list[dict]) -> list[ManifestFailure]:

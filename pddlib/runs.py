@@ -20,6 +20,8 @@ SAMPLES = "samples"
 CONFIG_FILE = "train_config.json"
 LOSS_LOG = "loss.jsonl"
 PIPELINE_INDEX = "model_index.json"
+# Weight files in pickle-based formats: unpickling runs code from the file, so none is loaded.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
 def step_name(step: int) -> str:
@@ -70,6 +72,17 @@ def sample_grids(run: str | Path) -> list[Path]:
 def has_pipeline(run: str | Path) -> bool:
     """Whether the folder holds a saved pipeline (written at the first checkpoint)."""
     return (Path(run) / PIPELINE_INDEX).is_file()
+
+
+def refuse_pickles(folder: str | Path) -> None:
+    """Refuse a model folder holding pickled weights, naming the file: safetensors only."""
+    found = sorted(p for p in Path(folder).rglob("*") if p.suffix in PICKLE_SUFFIXES)
+    if found:
+        raise ValueError(
+            f"{folder} holds pickled weights ({found[0].relative_to(folder)}"
+            f"{f' and {len(found) - 1} more' if len(found) > 1 else ''}): pddlib loads only "
+            "safetensors, because unpickling can run any code the file contains. Ask for a "
+            "safetensors copy, or convert it yourself only if you trust where it came from.")
 
 
 def write_config(run: str | Path, config: dict) -> Path:

@@ -35,6 +35,7 @@ from diffusers.training_utils import EMAModel
 
 from pddlib import runs
 from pddlib.checkpoint import load_checkpoint, read_state, save_checkpoint
+from pddlib.data.checks import require_accepted
 from pddlib.data.transforms import to_tensor
 from pddlib.defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS
 from pddlib.models import TINY, ModelConfig, build_unet, get_preset, null_class
@@ -453,6 +454,7 @@ def train(
     if config.batch_size % (world * config.grad_accum):
         raise ValueError(f"batch_size={config.batch_size} must be divisible by processes x "
                          f"grad_accum = {world} x {config.grad_accum}.")
+    require_accepted(dataset)  # nothing is trained on without an accepted licence decision
     class_names = class_names_of_dataset(dataset) if config.conditional else None
     fingerprint = dataset_fingerprint(dataset)
     # Data: decoded once, in memory, on the training device.

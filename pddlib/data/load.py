@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import datasets
 import numpy as np
 
-from pddlib.data import openclipart
+from pddlib.data import checks, openclipart
 from pddlib.data.schema import COLUMNS, features
 
 SPLITS = ("train", "heldout")
@@ -40,25 +39,41 @@ def stratified_split(
 
 
 def load_folder(path: Path) -> datasets.Dataset:
-    """Load a scraped folder (HF imagefolder with metadata.jsonl) into the common schema."""
+    """Load a scraped (or hand-made) folder: metadata.jsonl + images, every row checked.
+
+    Rows that fail a check (pddlib.data.checks) are left out with their reason, and an
+    ExcludedRowsWarning says which; a malformed metadata line refuses the whole load.
+    """
     meta_file = path / METADATA
     if not meta_file.is_file():
         raise ValueError(
             f"{path} is not a scraped dataset: expected an imagefolder with {METADATA} "
             "(written by `pddlib scrape`), or use source='openclipart'."
         )
-    with meta_file.open(encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    rows = checks.read_metadata(meta_file)
     if not rows:
         raise ValueError(f"{meta_file} lists no images; scrape some first (`pddlib scrape`).")
-    missing = [c for c in COLUMNS if c != "image" and c not in rows[0]]
-    if missing:
-        raise ValueError(f"{meta_file} lacks the schema columns {missing}; rescrape with pddlib.")
-    class_names = sorted({str(r["label"]) for r in rows})
-    # drop_labels: our labels come from metadata.jsonl, not from folder names.
-    ds = datasets.load_dataset("imagefolder", data_dir=str(path), split="train", drop_labels=True)
-    ds = ds.cast(features(class_names))
-    return ds.select_columns(list(COLUMNS))
+    report = checks.LoadReport(str(path))
+    kept, images, seen = [], [], {}
+    for line, row in rows:
+        try:
+            images.append(checks.check_row(path.resolve(), row, seen))
+        except ValueError as e:
+            report.excluded.append(checks.Exclusion(line, str(row.get("file_name")), str(e)))
+            continue
+        seen[row["sha1"]] = line
+        kept.append(row)
+    report.kept = len(kept)
+    class_names = sorted({str(r["label"]) for r in kept})
+    report.empty_classes = sorted({str(r["label"]) for _, r in rows} - set(class_names))
+    if not kept:
+        raise ValueError("No usable images: " + " ".join(report.lines()))
+    report.warn()
+    cols = {c: [r[c] for r in kept] for c in COLUMNS if c not in ("image", "label")}
+    cols["label"] = [class_names.index(str(r["label"])) for r in kept]
+    cols["image"] = images
+    return datasets.Dataset.from_dict({c: cols[c] for c in COLUMNS},
+                                      features=features(class_names))
 
 
 def load_images(

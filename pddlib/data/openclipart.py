@@ -20,6 +20,7 @@ import datasets
 import numpy as np
 from PIL import Image
 
+from pddlib.data import checks
 from pddlib.data.schema import features
 
 FILENAME = "openclipart64.npz"
@@ -58,6 +59,15 @@ def build_dataset(path: str | None = None) -> datasets.Dataset:
     """Build the Arrow-backed dataset from the embedded arrays (cached; use `load`)."""
     images, labels, meta = read_arrays(path)
     records = meta["records"]
+    # The same licence check as every other source: a row without an accepted decision is out.
+    keep = [i for i, r in enumerate(records) if not checks.row_problems(r)]
+    if len(keep) < len(records):
+        report = checks.LoadReport(str(path or data_path()), kept=len(keep), excluded=[
+            checks.Exclusion(i + 1, r.get("title", ""), "licence not accepted: "
+                             + "; ".join(checks.row_problems(r)))
+            for i, r in enumerate(records) if checks.row_problems(r)])
+        report.warn()
+        records, images, labels = [records[i] for i in keep], images[keep], labels[keep]
     columns: dict[str, list] = {name: [r[name] for r in records] for name in records[0]}
     columns["image"] = [Image.fromarray(a) for a in images]
     columns["label"] = labels.tolist()
