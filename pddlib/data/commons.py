@@ -42,10 +42,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import requests
-from PIL import Image, ImageOps
+from PIL import Image
 
 from pddlib import __version__
 from pddlib.data import licenses
+from pddlib.data.checks import to_rgb
 from pddlib.files import atomic_write
 
 DEFAULT_API = "https://commons.wikimedia.org/w/api.php"
@@ -242,12 +243,7 @@ class HashIndex:
 def clean_image(img: Image.Image) -> tuple[Image.Image, str]:
     """Re-encodable copy without any metadata: orientation applied, RGB on white; and format."""
     fmt = "PNG" if img.format in ("PNG", "GIF") else "JPEG"
-    img = ImageOps.exif_transpose(img) or img  # keep what the viewer saw, then drop EXIF
-    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, rgba)
-    rgb = img.convert("RGB")
+    rgb = to_rgb(img)  # keep what the viewer saw (orientation, white under transparency)
     # A fresh image carries no info dict: no EXIF/GPS, XMP, comments or ICC profile can leak.
     return Image.frombytes("RGB", rgb.size, rgb.tobytes()), fmt
 
