@@ -31,10 +31,10 @@ from pddlib.pixels import uint8_to_unit
 
 SPACES = ("pixel", "pdcls", "sscd")
 RATIO = 1 / 3  # Gu et al.: nearest / second-nearest distance below this counts as memorised
-# Similarity above which a sample counts as a near-copy. Calibrated on the embedded clip art
-# (see notebook 06): a copy with mild sampling noise still comes this close to its training
-# image, while of the held-out images only the data set's own near-duplicates do (3 % in
-# pixels, 8 % in pdcls features).
+# Similarity above which a sample counts as a near-copy: close enough to be an exact copy with
+# mild sampling noise. NOT calibrated to catch faint or partial copies: on notebook 06's
+# memorising model these thresholds flag none of its samples, and no threshold in these spaces
+# separates them from new real images (benchmarks/copy_guard.py, RESULTS.md).
 THRESHOLDS = {"pixel": 0.95, "pdcls": 0.99, "sscd": 0.5}  # sscd: Somepalli et al.'s 0.5
 
 

@@ -1,0 +1,91 @@
+"""Can a similarity threshold tell a memorising model's samples from new real images?
+
+    python benchmarks/copy_guard.py [--n 64]
+
+Trains (or reuses, in runs/) notebook 06's two small unconditional 16 px models: one on 16
+training images (it memorises), one on the whole train split (it does not). For N samples of
+each, and for the real held-out images against the train split, it prints the nearest-training
+similarity (mirror images included) in three spaces, and the fraction above each threshold:
+  pixel  1 - RMS difference on [0, 1] values (check_copies' default space);
+  pdcls  cosine of the pdcls judge's centred features;
+  ink    cosine of the "ink" (1 - value) vectors: blind to how faint a copy is drawn.
+The background is the same measure for each training image against the rest of the train split:
+the data set's own near-duplicate rate. Results are recorded in benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from pddlib.course import course_run_dir
+from pddlib.data import load_images
+from pddlib.data.transforms import as_uint8
+from pddlib.metrics import generate_samples, replication
+from pddlib.models import ModelConfig
+from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.training import TrainConfig, train
+
+# Notebook 06's model and recipe (unconditional, 16 px, 400 steps of 16 images).
+SMALL = ModelConfig(sample_size=16, block_out_channels=(32, 64, 64), attention=(False,) * 3,
+                    layers_per_block=1, norm_num_groups=8)
+CONFIG = TrainConfig(model=SMALL, conditional=False, max_steps=400, batch_size=16, lr=2e-3,
+                     warmup_steps=50, checkpoint_every=10_000, sample_every=0, seed=0)
+THRESHOLDS = {"pixel": (0.90, 0.95), "pdcls": (0.95, 0.99), "ink": (0.90, 0.95, 0.97)}
+
+
+def ink_vectors(images: np.ndarray) -> np.ndarray:
+    """Unit-length (1 - value) vectors of uint8 images (N, H, W, 3)."""
+    v = 1 - images.reshape(len(images), -1).astype(np.float64) / 255
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-8)
+
+
+def ink_similarity(queries: np.ndarray, train: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+    """Nearest-training ink cosine of each query (a training image or its mirror)."""
+    q, t = ink_vectors(queries), ink_vectors(train)
+    s = np.maximum(q @ t.T, q @ ink_vectors(np.ascontiguousarray(train[:, :, ::-1])).T)
+    if exclude_self:
+        np.fill_diagonal(s, -1.0)
+    return s.max(axis=1)
+
+
+def similarities(queries: np.ndarray, train, background: bool = False) -> dict[str, np.ndarray]:
+    """{space: nearest-training similarity (N,)}; background: train against itself."""
+    rep = replication(queries, train, spaces=("pixel", "pdcls"), background=background,
+                      progress=False)
+    part = "background" if background else "neighbours"
+    out = {s: getattr(rep[s], part).similarity for s in ("pixel", "pdcls")}
+    t = as_uint8(train, size=queries.shape[1])
+    out["ink"] = ink_similarity(t if background else queries, t, exclude_self=background)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=64)
+    args = ap.parse_args()
+    split = load_images("openclipart", split="train")
+    held = as_uint8(load_images("openclipart", split="heldout"), size=16)
+    rows = {}
+    for n in (16, len(split)):
+        data = split.shuffle(seed=0).select(range(n))
+        run = course_run_dir(CONFIG).with_name(f"06-n{n}-" + course_run_dir(CONFIG).name[-8:])
+        train(CONFIG, data, run, resume=True)
+        images, _ = generate_samples(PDDiffusionPipeline.from_run(run), args.n, steps=25,
+                                     seed=0, progress=False)
+        rows[f"samples of the {n}-image model"] = similarities(images, data)
+    rows["held-out real images"] = similarities(held, split)
+    rows["background (train vs rest of train)"] = similarities(held, split, background=True)
+    for space, thresholds in THRESHOLDS.items():
+        print(f"\n{space}: median similarity, and fraction above " + ", ".join(map(str, thresholds)))
+        for name, sims in rows.items():
+            s = sims[space]
+            print(f"  {name:<38} n={len(s):5d} median {np.median(s):.3f}  "
+                  + "  ".join(f">{t}: {np.mean(s > t):.2f}" for t in thresholds))
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()
