@@ -75,10 +75,10 @@ class PDDiffusionPipeline(DiffusionPipeline):
         """Side in pixels of the images the model makes."""
         return image_shape(self.unet)[-1]
 
-    def classes_in_turn(self, n: int, start: int = 0) -> list[int] | None:
-        """Labels start, start+1, ... cycling through the classes (None when unconditional)."""
+    def classes_in_turn(self, n: int) -> list[int] | None:
+        """Labels 0, 1, 2, ... cycling through the classes (None when unconditional)."""
         k = len(self.class_names)
-        return [(start + i) % k for i in range(n)] if k else None
+        return [i % k for i in range(n)] if k else None
 
     @staticmethod
     def effective_guidance(guidance_scale: float, class_labels) -> float:
