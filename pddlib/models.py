@@ -21,13 +21,14 @@ CLASS_NAMES_KEY = "_class_names"
 class ModelConfig:
     """Shape of a UNet2DModel: one entry of `block_out_channels` / `attention` per resolution."""
 
-    sample_size: int = 32  # image side in pixels the model is trained and sampled at
+    sample_size: int = 32  # side the model is trained and sampled at (pixels, or latents)
     block_out_channels: tuple[int, ...] = (32, 64, 128)  # channels per resolution level
     attention: tuple[bool, ...] = (False, False, True)  # self-attention at that level?
     layers_per_block: int = 1  # ResNet blocks per level (the decoder gets one more)
     norm_num_groups: int = 8  # GroupNorm groups; must divide every channel count
     attention_head_dim: int = 32  # channels per attention head
     dropout: float = 0.0  # dropout inside ResNet blocks
+    in_channels: int = 3  # 3 for pixels; the autoencoder's latent channels for latent diffusion
 
     def __post_init__(self) -> None:
         """Reject shapes UNet2DModel would fail on later with a less helpful message."""
@@ -76,7 +77,7 @@ def get_preset(name: str, **overrides) -> ModelConfig:
 
 def build_unet(config: ModelConfig, class_names: list[str] | None = None,
                seed: int | None = None) -> UNet2DModel:
-    """Build a fresh UNet2DModel (3 -> 3 channels); class-conditional when class_names is given.
+    """Build a fresh UNet2DModel (C -> C channels); class-conditional when class_names is given.
 
     With `seed`, the initial weights depend only on it (the caller's global RNG is untouched).
     """
@@ -89,8 +90,8 @@ def build_unet(config: ModelConfig, class_names: list[str] | None = None,
     up = tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(config.attention))
     unet = UNet2DModel(
         sample_size=config.sample_size,
-        in_channels=3,
-        out_channels=3,
+        in_channels=config.in_channels,
+        out_channels=config.in_channels,
         block_out_channels=config.block_out_channels,
         down_block_types=down,
         up_block_types=up,

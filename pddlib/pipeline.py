@@ -18,10 +18,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from diffusers import DiffusionPipeline, ImagePipelineOutput, UNet2DModel
+from diffusers import AutoencoderKL, DiffusionPipeline, ImagePipelineOutput, UNet2DModel
 from diffusers.utils.torch_utils import randn_tensor
 
 from pddlib import runs
+from pddlib.autoencoder import decode, factor
 from pddlib.labels import label_indices
 from pddlib.models import class_names_of, image_shape, null_class
 from pddlib.pixels import model_to_unit
@@ -33,11 +34,13 @@ Label = int | str
 class PDDiffusionPipeline(DiffusionPipeline):
     """Sample images from a (class-conditional) UNet2DModel with any diffusers scheduler."""
 
-    model_cpu_offload_seq = "unet"
+    model_cpu_offload_seq = "unet->vae"
+    _optional_components = ["vae"]  # noqa: RUF012 (diffusers reads this class attribute)
 
-    def __init__(self, unet: UNet2DModel, scheduler) -> None:
+    def __init__(self, unet: UNet2DModel, scheduler, vae: AutoencoderKL | None = None) -> None:
         super().__init__()
-        self.register_modules(unet=unet, scheduler=scheduler)
+        # vae: latent diffusion (pddlib.autoencoder); the UNet then denoises its latents.
+        self.register_modules(unet=unet, scheduler=scheduler, vae=vae)
 
     @property
     def class_names(self) -> list[str]:
@@ -60,20 +63,21 @@ class PDDiffusionPipeline(DiffusionPipeline):
             if ckpt is None:
                 raise FileNotFoundError(f"{run} has no checkpoint with raw weights.")
             pipe = cls(UNet2DModel.from_pretrained(ckpt / "unet", use_safetensors=True),
-                       pipe.scheduler)
+                       pipe.scheduler, pipe.vae)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
     def with_scheduler(self, name: str) -> PDDiffusionPipeline:
         """A new pipeline sharing this UNet with the sampler `name` (this one is unchanged)."""
-        new = type(self)(self.unet, make_scheduler(name, self.scheduler.config))
+        new = type(self)(self.unet, make_scheduler(name, self.scheduler.config), self.vae)
         new.set_progress_bar_config(**getattr(self, "_progress_bar_config", {"disable": True}))
         return new
 
     @property
     def image_size(self) -> int:
         """Side in pixels of the images the model makes."""
-        return image_shape(self.unet)[-1]
+        side = image_shape(self.unet)[-1]
+        return side * factor(self.vae) if self.vae is not None else side
 
     def classes_in_turn(self, n: int) -> list[int] | None:
         """Labels 0, 1, 2, ... cycling through the classes (None when unconditional)."""
@@ -121,7 +125,8 @@ class PDDiffusionPipeline(DiffusionPipeline):
         guidance_interval (lo, hi): guide only at steps whose t / num_train_timesteps lies in
         [lo, hi]; elsewhere the conditional prediction alone, at half the cost (Kynkaanniemi
         et al., 2024: guidance at high noise mostly costs variety, at low noise it does little).
-        latents: start noise (N, 3, S, S) instead of drawing it from `generator`.
+        latents: start noise (N, C, S, S) in the UNet's space (for a latent model: latents)
+        instead of drawing it from `generator`.
         output_type: "pil", "np" (N, S, S, 3) in [0, 1], or "pt" (N, 3, S, S) in [0, 1].
         callback_on_step_end(pipe, step, timestep, callback_kwargs) -> dict is called after each
         step with "latents", "pred_original_sample" (x0, None where the scheduler does not give
@@ -181,6 +186,8 @@ class PDDiffusionPipeline(DiffusionPipeline):
                           "pred_original_sample": getattr(step, "pred_original_sample", None)}
                 latents = callback_on_step_end(self, i, t, kwargs).get("latents", latents)
 
+        if self.vae is not None:
+            latents = decode(self.vae, latents)
         image = model_to_unit(latents).float()
         if output_type != "pt":
             image = image.cpu().permute(0, 2, 3, 1).numpy()

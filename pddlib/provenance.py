@@ -378,10 +378,14 @@ def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
     unet_cfg = json.loads(unet.read_text("utf-8")) if unet.is_file() else {}
     classes = list(unet_cfg.get(CLASS_NAMES_KEY) or [])
     kind = "class-conditional" if config.get("conditional") else "unconditional"
+    what = (f"{unet_cfg.get('sample_size', '?')} px, diffusers `UNet2DModel`"
+            if not config.get("autoencoder") else
+            f"latent diffusion: a diffusers `UNet2DModel` on the {unet_cfg.get('sample_size', '?')}"
+            f" x {unet_cfg.get('sample_size', '?')} latents of the autoencoder in `vae/`, itself "
+            "trained from scratch")
     lines = [f"# {model_name or model_dir.resolve().name}", "",
-             (f"A {kind} diffusion model ({unet_cfg.get('sample_size', '?')} px, diffusers "
-              "`UNet2DModel`) trained from scratch with the PD-Diffusion course's `pddlib` on "
-              "public-domain images only."), ""]
+             (f"A {kind} diffusion model ({what}) trained from scratch with the PD-Diffusion "
+              "course's `pddlib` on public-domain images only."), ""]
     if classes:
         lines += [f"Classes: {', '.join(classes)}.", ""]
     lines += data_section(rows) + training_section(config, compute_used(model_dir))

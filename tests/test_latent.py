@@ -1,0 +1,77 @@
+"""Latent diffusion: a tiny autoencoder, a UNet trained on its latents, a pipeline that decodes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from test_training import synthetic_dataset
+
+from pddlib.autoencoder import (
+    AutoencoderConfig,
+    decode,
+    encode,
+    factor,
+    load_autoencoder,
+    save_autoencoder,
+    train_autoencoder,
+)
+from pddlib.data import to_tensor
+from pddlib.models import TINY
+from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.training import tiny_config, train
+
+TINY_AE = AutoencoderConfig(sample_size=16, latent_channels=4, block_out_channels=(8, 16),
+                            norm_num_groups=4, steps=2, batch_size=4)
+LATENT_UNET = replace(TINY, sample_size=8, in_channels=4)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic_dataset()
+
+
+@pytest.fixture(scope="module")
+def ae_dir(data, tmp_path_factory) -> Path:
+    x = to_tensor(data["image"], 16)
+    vae = train_autoencoder(x, TINY_AE, progress=False)
+    return save_autoencoder(vae, tmp_path_factory.mktemp("ae") / "ae", TINY_AE, data="synthetic")
+
+
+def test_the_autoencoder_halves_each_level_and_scales_latents_to_unit_variance(data, ae_dir):
+    vae = load_autoencoder(ae_dir)
+    assert factor(vae) == 2
+    x = to_tensor(data["image"], 16)
+    z = encode(vae, x)
+    assert z.shape == (len(x), 4, 8, 8)
+    assert z.std().item() == pytest.approx(1.0, rel=1e-4)  # the scaling factor's job
+    assert decode(vae, z).shape == x.shape
+    assert (ae_dir / "diffusion_pytorch_model.safetensors").is_file()
+    assert (ae_dir / "training.json").is_file()
+
+
+def test_a_latent_model_trains_saves_and_samples_full_size_images(data, ae_dir, tmp_path) -> None:
+    cfg = tiny_config(model=LATENT_UNET, autoencoder=str(ae_dir), max_steps=4, sample_every=2)
+    run = tmp_path / "run"
+    train(cfg, data, run)
+    pipe = PDDiffusionPipeline.from_run(run)
+    assert pipe.vae is not None and pipe.image_size == 16 and pipe.unet.config.in_channels == 4
+    images = pipe(2, class_labels="red", guidance_scale=2.0, num_inference_steps=2,
+                  generator=torch.Generator().manual_seed(0), output_type="pt").images
+    assert images.shape == (2, 3, 16, 16) and 0 <= images.min() and images.max() <= 1
+    # The copy with another sampler keeps the autoencoder; an exact resume still holds.
+    assert pipe.with_scheduler("ddim").vae is pipe.vae
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-000002.png",
+                                                                    "step-000004.png"]
+    again = train(replace(cfg, max_steps=6), data, run, resume=True)
+    assert again.resumed_from == 4 and again.step == 6
+
+
+def test_a_model_that_does_not_fit_the_autoencoder_is_refused(data, ae_dir, tmp_path) -> None:
+    cfg = tiny_config(model=TINY, autoencoder=str(ae_dir))  # 3 input channels: pixels
+    with pytest.raises(ValueError, match="makes 4-channel latents.*in_channels=4"):
+        train(cfg, data, tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match="holds no autoencoder"):
+        load_autoencoder(tmp_path)
