@@ -540,13 +540,16 @@ def train(
             if done % 10 == 0:
                 bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
             last = done == config.max_steps
-            if main and (done % config.checkpoint_every == 0 or last):
+            save = done % config.checkpoint_every == 0 or last
+            grid = bool(config.sample_every and done % config.sample_every == 0) or last
+            if main and save:
                 log.flush()
                 save_all(out_dir, done, raw, optimizer, ema,
                          checkpoint_state(config, fingerprint, world, done), config)
-            if main and ((config.sample_every and done % config.sample_every == 0) or last):
+            if main and grid:
                 sample_grid(raw, ema, config, runs.sample_grid_path(out_dir, done))
-            accelerator.wait_for_everyone()
+            if save or grid:  # the other processes wait while the main one writes
+                accelerator.wait_for_everyone()
             if callback is not None:
                 callback(StepInfo(done, config.max_steps, loss, lr, raw, out_dir))
     if start >= config.max_steps and main:
