@@ -148,6 +148,12 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def is_plain_rgb(img: Image.Image) -> bool:
+    """True when the file decodes to what a viewer shows: RGB, no transparency, upright."""
+    return (img.mode == "RGB" and "transparency" not in img.info
+            and img.getexif().get(0x0112, 1) == 1)
+
+
 def open_image(path: Path) -> Image.Image:
     """A fully decoded RGB image, or ValueError saying why the file cannot be used."""
     if not path.is_file():
@@ -160,7 +166,7 @@ def open_image(path: Path) -> Image.Image:
                     raise ValueError(f"too large: {img.width}x{img.height} pixels "
                                      "(a possible decompression bomb)")
                 img.load()  # decode it all now: a truncated file fails here, not in training
-                return to_rgb(img)
+                return img if is_plain_rgb(img) else to_rgb(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ValueError("too large: a possible decompression bomb") from None
     except UnidentifiedImageError:
@@ -169,14 +175,21 @@ def open_image(path: Path) -> Image.Image:
         raise ValueError(f"unreadable image: {e} (a truncated or corrupt file)") from None
 
 
-def check_row(folder: Path, row: dict, seen: dict[str, int]) -> Image.Image:
-    """The row's RGB image if the row passes every check, else ValueError with the reason."""
+def check_row(folder: Path, row: dict, seen: dict[str, int]) -> Image.Image | dict:
+    """The row's image if the row passes every check, else ValueError with the reason.
+
+    A file that already decodes to plain RGB is returned as {"path": ...} for `datasets` to
+    read when needed (a large folder then never sits decoded in memory); any other is converted.
+    """
     problems = row_problems(row)
     if problems:
         raise ValueError("licence not accepted: " + "; ".join(problems))
     if row["sha1"] in seen:
         raise ValueError(f"duplicate: same sha1 as line {seen[row['sha1']]}")
-    return open_image(inside(folder, row["file_name"]))
+    path = inside(folder, row["file_name"])
+    image = open_image(path)
+    plain = is_plain_rgb(image) and getattr(image, "filename", "")
+    return {"path": str(path), "bytes": None} if plain else image
 
 
 def require_accepted(dataset) -> None:
