@@ -66,6 +66,11 @@ class Exclusion:
         """The kind of reason (what summaries count): the text before the first colon."""
         return self.reason.split(":", 1)[0]
 
+    @property
+    def detail(self) -> str:
+        """The reason without its kind."""
+        return self.reason.split(": ", 1)[-1]
+
 
 @dataclass
 class LoadReport:
@@ -81,7 +86,7 @@ class LoadReport:
         out = [f"{self.source}: {self.kept} images kept, {len(self.excluded)} excluded"]
         for code, n in Counter(e.code for e in self.excluded).most_common():
             some = [e for e in self.excluded if e.code == code][:first]
-            out.append(f"  {n} x {code}: " + "; ".join(f"line {e.line} {e.file!r} ({e.reason})"
+            out.append(f"  {n} x {code}: " + "; ".join(f"line {e.line} {e.file!r} ({e.detail})"
                                                        for e in some))
         if self.empty_classes:
             out.append(f"  classes with no images left (dropped): {self.empty_classes}")
