@@ -30,7 +30,7 @@ from pathlib import Path
 import datasets
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler, UNet2DModel
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
 from diffusers.training_utils import EMAModel
 
 from pddlib import runs
@@ -188,13 +188,13 @@ class TrainingData:
         return TrainingData(self.x.to(device), self.mirrored.to(device), self.labels.to(device))
 
 
-def training_data(dataset: datasets.Dataset, config: TrainConfig) -> TrainingData:
+def training_data(dataset: datasets.Dataset, config: TrainConfig,
+                  vae: AutoencoderKL | None = None) -> TrainingData:
     """Pixels in [-1, 1], or the autoencoder's latents of them, with mirror images and labels."""
     mcfg = config.model_config
-    if config.autoencoder is None:
+    if vae is None:
         x, y = dataset_to_memory(dataset, mcfg.sample_size)
         return TrainingData(x, x.flip(-1), y)
-    vae = load_autoencoder(config.autoencoder)
     f, channels = factor(vae), vae.config.latent_channels
     if mcfg.in_channels != channels:
         raise ValueError(f"The autoencoder in {config.autoencoder} makes {channels}-channel "
@@ -394,32 +394,34 @@ def checkpoint_state(config: TrainConfig, fingerprint: str, world: int, step: in
                     "next_step": step}}
 
 
-def autoencoder_of(config: TrainConfig):
-    """The run's autoencoder (None for pixel diffusion)."""
+def autoencoder_of(config: TrainConfig) -> AutoencoderKL | None:
+    """The run's autoencoder (None for pixel diffusion), loaded once per training call."""
     return None if config.autoencoder is None else load_autoencoder(config.autoencoder)
 
 
-def save_pipeline(out_dir: Path, unet: UNet2DModel, ema: EMAModel, config: TrainConfig) -> None:
+def save_pipeline(out_dir: Path, unet: UNet2DModel, ema: EMAModel, config: TrainConfig,
+                  vae: AutoencoderKL | None) -> None:
     """Write the EMA weights as a diffusers pipeline folder, plus train_config.json."""
     ema_unet = UNet2DModel.from_config(unet.config)
     ema.copy_to(ema_unet.parameters())
-    pipe = PDDiffusionPipeline(ema_unet, noise_scheduler(config), autoencoder_of(config))
+    pipe = PDDiffusionPipeline(ema_unet, noise_scheduler(config), vae)
     pipe.with_scheduler(DEFAULT_SCHEDULER).save_pretrained(out_dir)
     runs.write_config(out_dir, config.to_dict())
 
 
 def save_all(out_dir: Path, step: int, unet: UNet2DModel, optimizer: torch.optim.Optimizer,
-             ema: EMAModel, state: dict, config: TrainConfig) -> None:
+             ema: EMAModel, state: dict, config: TrainConfig, vae: AutoencoderKL | None) -> None:
     """A checkpoint and the EMA pipeline of `step`, refusing weights that are no longer finite."""
     if not all(torch.isfinite(p).all() for p in unet.parameters()):
         raise TrainingDiverged(f"Weights became NaN/inf before step {step}'s checkpoint; "
                                "the last good checkpoint was kept. Lower the learning rate.")
     save_checkpoint(out_dir, step, unet, optimizer, ema, state, config.keep_checkpoints)
-    save_pipeline(out_dir, unet, ema, config)
+    save_pipeline(out_dir, unet, ema, config, vae)
 
 
 @torch.no_grad()
-def sample_grid(unet: UNet2DModel, ema: EMAModel, config: TrainConfig, path: Path) -> None:
+def sample_grid(unet: UNet2DModel, ema: EMAModel, config: TrainConfig, path: Path,
+                vae: AutoencoderKL | None) -> None:
     """Sample config.sample_n images (classes in turn) with the EMA weights; save one PNG grid."""
     from pddlib.viz import pil_grid
 
@@ -427,7 +429,7 @@ def sample_grid(unet: UNet2DModel, ema: EMAModel, config: TrainConfig, path: Pat
     ema.copy_to(unet.parameters())
     unet.eval()
     try:
-        pipe = PDDiffusionPipeline(unet, noise_scheduler(config), autoencoder_of(config))
+        pipe = PDDiffusionPipeline(unet, noise_scheduler(config), vae)
         pipe = pipe.with_scheduler(config.sample_scheduler)
         images = pipe(config.sample_n, class_labels=pipe.classes_in_turn(config.sample_n),
                       num_inference_steps=config.sample_steps,
@@ -497,7 +499,8 @@ def train(
     class_names = class_names_of_dataset(dataset) if config.conditional else None
     fingerprint = dataset_fingerprint(dataset)
     # Data: decoded (and encoded, for latent diffusion) once, in memory, on the training device.
-    data = training_data(dataset, config).to(accelerator.device)
+    vae = autoencoder_of(config)
+    data = training_data(dataset, config, vae).to(accelerator.device)
 
     unet, optimizer, ema = new_model(config, class_names)
     start = resume_step(out_dir, resume, config, fingerprint, unet, optimizer, ema)
@@ -545,16 +548,16 @@ def train(
             if main and save:
                 log.flush()
                 save_all(out_dir, done, raw, optimizer, ema,
-                         checkpoint_state(config, fingerprint, world, done), config)
+                         checkpoint_state(config, fingerprint, world, done), config, vae)
             if main and grid:
-                sample_grid(raw, ema, config, runs.sample_grid_path(out_dir, done))
+                sample_grid(raw, ema, config, runs.sample_grid_path(out_dir, done), vae)
             if save or grid:  # the other processes wait while the main one writes
                 accelerator.wait_for_everyone()
             if callback is not None:
                 callback(StepInfo(done, config.max_steps, loss, lr, raw, out_dir))
     if start >= config.max_steps and main:
         # Nothing left to train (a finished run, resumed): make sure the pipeline is on disk.
-        save_pipeline(out_dir, accelerator.unwrap_model(model), ema, config)
+        save_pipeline(out_dir, accelerator.unwrap_model(model), ema, config, vae)
     steps_done = config.max_steps - start
     return TrainResult(
         out_dir=out_dir, step=max(start, config.max_steps),

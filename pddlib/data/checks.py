@@ -159,8 +159,9 @@ def is_plain_rgb(img: Image.Image) -> bool:
             and img.getexif().get(0x0112, 1) == 1)
 
 
-def open_image(path: Path) -> Image.Image:
-    """A fully decoded RGB image, or ValueError saying why the file cannot be used."""
+def open_image(path: Path) -> tuple[Image.Image, bool]:
+    """(a fully decoded RGB image, whether it had to be converted), or ValueError saying why
+    the file cannot be used."""
     if not path.is_file():
         raise ValueError(f"missing file: {path.name} is not in the folder")
     try:
@@ -171,7 +172,7 @@ def open_image(path: Path) -> Image.Image:
                     raise ValueError(f"too large: {img.width}x{img.height} pixels "
                                      "(a possible decompression bomb)")
                 img.load()  # decode it all now: a truncated file fails here, not in training
-                return img if is_plain_rgb(img) else to_rgb(img)
+                return (img, False) if is_plain_rgb(img) else (to_rgb(img), True)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ValueError("too large: a possible decompression bomb") from None
     except UnidentifiedImageError:
@@ -192,9 +193,8 @@ def check_row(folder: Path, row: dict, seen: dict[str, int]) -> Image.Image | di
     if row["sha1"] in seen:
         raise ValueError(f"duplicate: same sha1 as line {seen[row['sha1']]}")
     path = inside(folder, row["file_name"])
-    image = open_image(path)
-    plain = is_plain_rgb(image) and getattr(image, "filename", "")
-    return {"path": str(path), "bytes": None} if plain else image
+    image, converted = open_image(path)
+    return image if converted else {"path": str(path), "bytes": None}
 
 
 def require_accepted(dataset) -> None:

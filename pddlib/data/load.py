@@ -54,10 +54,10 @@ def load_folder(path: Path) -> datasets.Dataset:
     if not rows:
         raise ValueError(f"{meta_file} lists no images; scrape some first (`pddlib scrape`).")
     report = checks.LoadReport(str(path))
-    kept, images, seen = [], [], {}
+    kept, images, seen, folder = [], [], {}, path.resolve()
     for line, row in rows:
         try:
-            images.append(checks.check_row(path.resolve(), row, seen))
+            images.append(checks.check_row(folder, row, seen))
         except ValueError as e:
             report.excluded.append(checks.Exclusion(line, str(row.get("file_name")), str(e)))
             continue
