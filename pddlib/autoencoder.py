@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -20,6 +21,10 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
 from pddlib.runs import refuse_pickles
+
+# Autoencoders that ship inside pddlib (pddlib/weights/NAME, fp16 safetensors with their
+# training.json): a TrainConfig or a command line may name one instead of a folder.
+SHIPPED = ("pd-ae32",)
 
 
 @dataclass(frozen=True)
@@ -95,9 +100,16 @@ def decode(vae: AutoencoderKL, z: torch.Tensor, batch_size: int = 64) -> torch.T
     return torch.cat(out).float()
 
 
+def autoencoder_folder(name_or_folder: str | Path) -> Path:
+    """The folder of a shipped autoencoder's name (SHIPPED), or the folder given."""
+    if str(name_or_folder) in SHIPPED:
+        return Path(str(resources.files("pddlib").joinpath("weights", str(name_or_folder))))
+    return Path(name_or_folder)
+
+
 def save_autoencoder(vae: AutoencoderKL, folder: str | Path, config: AutoencoderConfig,
                      **record) -> Path:
-    """Save the weights (safetensors) and how they were made (training.json)."""
+    """Save the weights (safetensors, in vae's dtype) and how they were made (training.json)."""
     folder = Path(folder)
     vae.save_pretrained(folder)
     info = {"config": asdict(config), **record}
@@ -105,11 +117,19 @@ def save_autoencoder(vae: AutoencoderKL, folder: str | Path, config: Autoencoder
     return folder
 
 
-def load_autoencoder(folder: str | Path) -> AutoencoderKL:
-    """Load a saved autoencoder (safetensors only), ready to encode and decode."""
-    folder = Path(folder)
+def training_record(name_or_folder: str | Path) -> dict:
+    """How a saved autoencoder was made (its training.json), or {} when it has none."""
+    path = autoencoder_folder(name_or_folder) / "training.json"
+    return json.loads(path.read_text("utf-8")) if path.is_file() else {}
+
+
+def load_autoencoder(name_or_folder: str | Path) -> AutoencoderKL:
+    """Load a shipped (by name) or saved autoencoder in float32 (safetensors only)."""
+    folder = autoencoder_folder(name_or_folder)
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} holds no autoencoder: train one with "
+        raise FileNotFoundError(f"{folder} holds no autoencoder: name a shipped one "
+                                f"({', '.join(SHIPPED)}) or train one with "
                                 f"`python scripts/train_autoencoder.py --out {folder}`.")
     refuse_pickles(folder)
-    return AutoencoderKL.from_pretrained(folder, use_safetensors=True).eval().requires_grad_(False)
+    vae = AutoencoderKL.from_pretrained(folder, use_safetensors=True, torch_dtype=torch.float32)
+    return vae.eval().requires_grad_(False)

@@ -89,13 +89,13 @@ def runs_dir() -> Path:
 
 
 def course_config(conditional: bool = True, fast: bool = False):
-    """The TrainConfig of the course model: cpu-tiny's recipe, or the TINY model in FAST mode."""
-    from pddlib.training import recipe, tiny_config
+    """The TrainConfig of the course model: the cpu-latent recipe, or a tiny latent model (FAST)."""
+    from pddlib.training import recipe, tiny_latent_config
 
     if fast:
-        return tiny_config(conditional=conditional, max_steps=8, checkpoint_every=8,
-                           sample_every=4)
-    return recipe("cpu-tiny", conditional=conditional)
+        return tiny_latent_config(conditional=conditional, max_steps=8, checkpoint_every=8,
+                                  sample_every=4)
+    return recipe("cpu-latent", conditional=conditional)
 
 
 def course_run_dir(config, runs: Path | None = None) -> Path:

@@ -363,6 +363,15 @@ def usage_section(classes: list[str], license: str) -> list[str]:
             "personality rights can still apply to what an image depicts.", ""]
 
 
+def autoencoder_origin(model_dir: Path) -> str:
+    """' on <its data> by `<its command>`' from vae/training.json, or '' when it has none."""
+    path = model_dir / "vae" / "training.json"
+    record = json.loads(path.read_text("utf-8")) if path.is_file() else {}
+    if not record.get("data"):
+        return ""
+    return f" on the {record['data']}, by `{record.get('command', '?')}`"
+
+
 def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
                model_name: str | None = None) -> str:
     """The model card text (YAML front matter + Markdown) of a trained model folder."""
@@ -382,7 +391,7 @@ def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
             if not config.get("autoencoder") else
             f"latent diffusion: a diffusers `UNet2DModel` on the {unet_cfg.get('sample_size', '?')}"
             f" x {unet_cfg.get('sample_size', '?')} latents of the autoencoder in `vae/`, itself "
-            "trained from scratch")
+            f"trained from scratch{autoencoder_origin(model_dir)}")
     lines = [f"# {model_name or model_dir.resolve().name}", "",
              (f"A {kind} diffusion model ({what}) trained from scratch with the PD-Diffusion "
               "course's `pddlib` on public-domain images only."), ""]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from pddlib.autoencoder import decode
 from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
 from pddlib.models import image_shape
 from pddlib.pipeline import Label, PDDiffusionPipeline
@@ -29,7 +30,7 @@ def seeded(seed: int) -> torch.Generator:
 
 def initial_noise(pipe: PDDiffusionPipeline, n: int = 1,
                   generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
-    """The start noise x_T (n, 3, S, S) that `pipe(n, generator=generator)` draws first."""
+    """The start noise x_T (n, C, S, S) that `pipe(n, generator=generator)` draws first."""
     shape = (n, *image_shape(pipe.unet))
     # Exactly the pipeline's own call, so passing the result as `latents=` reproduces its images.
     return randn_tensor(shape, generator=generator, device=torch.device("cpu"),
@@ -231,6 +232,7 @@ class Trajectory:
 
     steps: list[int]  # step indices (0 = first step) that were recorded
     timesteps: list[int]  # the timestep t each recorded step denoised from
+    # Both in image space: a latent-diffusion model's latents are decoded by its autoencoder.
     x_t: torch.Tensor  # (K, N, 3, S, S): the latents after each recorded step, in [-1, 1] scale
     x0: torch.Tensor  # (K, N, 3, S, S): the model's prediction of the clean image at that step
     images: torch.Tensor  # (N, 3, S, S) in [-1, 1]: the final images
@@ -279,5 +281,7 @@ def collect_trajectory(pipe: PDDiffusionPipeline, *, at: Sequence[int] | None = 
     out = p(n, class_labels=class_label, guidance_scale=guidance, num_inference_steps=steps,
             generator=seeded(seed), output_type="pt",
             callback_on_step_end=on_step_end).images
-    return Trajectory(record["steps"], record["timesteps"], torch.stack(record["x_t"]),
-                      torch.stack(record["x0"]), unit_to_model(out), steps)
+    x_t, x0 = torch.stack(record["x_t"]), torch.stack(record["x0"])
+    if pipe.vae is not None:  # show latents as the images they decode to
+        x_t, x0 = (decode(pipe.vae, z.flatten(0, 1)).unflatten(0, z.shape[:2]) for z in (x_t, x0))
+    return Trajectory(record["steps"], record["timesteps"], x_t, x0, unit_to_model(out), steps)

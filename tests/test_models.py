@@ -18,6 +18,7 @@ from pddlib.models import (
     get_preset,
     image_shape,
     null_class,
+    training_flops,
 )
 
 
@@ -77,3 +78,25 @@ def test_bad_shapes_are_refused_with_a_reason() -> None:
 
 def test_image_shape_is_what_the_model_denoises() -> None:
     assert image_shape(build_unet(TINY)) == (3, 16, 16)
+
+
+def test_the_unet_tour_follows_the_forward_pass_and_accounts_for_every_parameter() -> None:
+    from pddlib.tour import unet_tour
+
+    stages = unet_tour(TINY, n_classes=3)
+    names = [s.name for s in stages]
+    assert names == ["conv_in", "time_embedding", "class_embedding", "down_blocks.0",
+                     "down_blocks.1", "mid_block", "up_blocks.0", "up_blocks.1",
+                     "conv_norm_out", "conv_out"]
+    by = {s.name: s for s in stages}
+    side = TINY.sample_size
+    assert by["conv_in"].shape_in == (3, side, side)
+    assert by["down_blocks.0"].shape_out[1:] == (side // 2, side // 2)  # halves the side
+    assert by["down_blocks.1"].shape_out[1:] == (side // 2, side // 2)  # the last one does not
+    assert by["up_blocks.0"].shape_out[1:] == (side, side)
+    assert by["conv_out"].shape_out == (3, side, side)
+    assert [s.name for s in stages if s.attention] == ["mid_block"]
+    assert sum(s.params for s in stages) == count_parameters(build_unet(TINY, ["a", "b", "c"]))
+    # Forward FLOPs are about a third of a training step's (forward + backward).
+    forward = sum(s.gflops for s in stages) * 1e9
+    assert 0.25 < forward / training_flops(TINY, n_classes=3) < 0.4

@@ -30,6 +30,7 @@ from pddlib.training import (
     learning_rate,
     noise_scheduler,
     tiny_config,
+    tiny_latent_config,
     train,
 )
 
@@ -251,7 +252,8 @@ def test_cli_train_then_sample(ds, tmp_path: Path, monkeypatch, capsys) -> None:
         rows.append({**{k: v for k, v in row.items() if k != "image"},
                      "file_name": f"images/{i:03d}.png", "label": NAMES[row["label"]]})
     (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    monkeypatch.setitem(RECIPES, "cpu-tiny", tiny_config())  # the tiny model, same code path
+    # The default recipe (latent, on the shipped autoencoder) with a tiny UNet: same code path.
+    monkeypatch.setitem(RECIPES, "cpu-latent", tiny_latent_config())
 
     out = tmp_path / "run"
     assert cli.main(["train", "--data", str(folder), "--out", str(out),
@@ -270,7 +272,7 @@ def test_cli_train_then_sample(ds, tmp_path: Path, monkeypatch, capsys) -> None:
     grid = tmp_path / "grid.png"
     assert cli.main(["sample", "--model", str(out), "--n", "4", "--steps", "2", "--scheduler",
                      "dpm++", "--label", "blue", "--out", str(grid)]) == 0
-    assert Image.open(grid).size == (16 * 2 + 2, 16 * 2 + 2)
+    assert Image.open(grid).size == (32 * 2 + 2, 32 * 2 + 2)  # 8 x 8 latents decode to 32 px
     assert cli.main(["sample", "--model", str(out), "--label", "green", "--steps", "1",
                      "--out", str(grid)]) == 2
     assert "Unknown class name 'green'" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from pddlib.data import load_images
 from pddlib.data.checks import ExcludedRowsWarning
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.provenance import read_manifest
-from pddlib.training import RECIPES, tiny_config, train
+from pddlib.training import RECIPES, tiny_config, tiny_latent_config, train
 
 
 def png(colour=(200, 30, 30), size=(12, 12), mode="RGB", **save) -> bytes:
@@ -162,7 +162,7 @@ def test_nothing_unaccepted_reaches_a_manifest(tmp_path: Path, monkeypatch, caps
     files["ccby.png"] = png()
     rows.append(row("ccby.png", license="CC BY 4.0"))
     data = folder(tmp_path, files, rows)
-    monkeypatch.setitem(RECIPES, "cpu-tiny", tiny_config(max_steps=2, batch_size=4))
+    monkeypatch.setitem(RECIPES, "cpu-latent", tiny_latent_config(max_steps=2, batch_size=4))
     assert cli.main(["train", "--data", str(data), "--out", str(tmp_path / "run"),
                      "--max-steps", "2"]) == 0
     err = capsys.readouterr().err
