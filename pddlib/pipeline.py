@@ -69,7 +69,9 @@ class PDDiffusionPipeline(DiffusionPipeline):
 
     def with_scheduler(self, name: str) -> PDDiffusionPipeline:
         """A new pipeline sharing this UNet with the sampler `name` (this one is unchanged)."""
-        new = type(self)(self.unet, make_scheduler(name, self.scheduler.config), self.vae)
+        # Latents are not bounded like pixels: never clip them to [-1, 1].
+        scheduler = make_scheduler(name, self.scheduler.config, clip_sample=self.vae is None)
+        new = type(self)(self.unet, scheduler, self.vae)
         new.set_progress_bar_config(**getattr(self, "_progress_bar_config", {"disable": True}))
         return new
 

@@ -23,9 +23,18 @@ def check_scheduler(name: str) -> str:
     return name
 
 
-def make_scheduler(name: str, config):
-    """A fresh scheduler `name` built from another scheduler's config (same noise schedule)."""
+def make_scheduler(name: str, config, clip_sample: bool = True):
+    """A fresh scheduler `name` built from another scheduler's config (same noise schedule).
+
+    clip_sample=False stops DDPM and DDIM from clipping their x0 estimate to [-1, 1]: right for
+    pixels, wrong for a latent model's latents, which are not bounded.
+    """
+    import inspect
+
     import diffusers
 
-    return getattr(diffusers, SCHEDULERS[check_scheduler(name)]).from_config(config)
+    cls = getattr(diffusers, SCHEDULERS[check_scheduler(name)])
+    if "clip_sample" in inspect.signature(cls.__init__).parameters:
+        return cls.from_config(config, clip_sample=clip_sample)
+    return cls.from_config(config)
 

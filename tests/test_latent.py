@@ -61,8 +61,11 @@ def test_a_latent_model_trains_saves_and_samples_full_size_images(data, ae_dir, 
     images = pipe(2, class_labels="red", guidance_scale=2.0, num_inference_steps=2,
                   generator=torch.Generator().manual_seed(0), output_type="pt").images
     assert images.shape == (2, 3, 16, 16) and 0 <= images.min() and images.max() <= 1
-    # The copy with another sampler keeps the autoencoder; an exact resume still holds.
-    assert pipe.with_scheduler("ddim").vae is pipe.vae
+    # The copy with another sampler keeps the autoencoder and never clips the (unbounded)
+    # latents as DDIM and DDPM clip pixels; an exact resume still holds.
+    for name in ("ddim", "ddpm"):
+        assert pipe.with_scheduler(name).vae is pipe.vae
+        assert pipe.with_scheduler(name).scheduler.config.clip_sample is False
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-000002.png",
                                                                     "step-000004.png"]
     again = train(replace(cfg, max_steps=6), data, run, resume=True)

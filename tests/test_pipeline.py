@@ -80,6 +80,8 @@ def test_every_scheduler_runs_and_is_reproducible(name: str) -> None:
     assert type(original.scheduler).__name__ == "DDPMScheduler"  # a copy: the original is kept
     assert pipe.unet is original.unet
     assert pipe.scheduler.config.num_train_timesteps == 1000  # the same noise schedule
+    # A pixel model's x0 estimate is clipped to the image range where the sampler can do it.
+    assert pipe.scheduler.config.get("clip_sample", True) is True
     kw = {"class_labels": "star", "guidance_scale": 2.0, "num_inference_steps": 2, "output_type": "pt"}
     a, b = pipe(2, generator=gen(3), **kw).images, pipe(2, generator=gen(3), **kw).images
     assert a.shape == (2, 3, 16, 16) and torch.equal(a, b)
