@@ -12,11 +12,18 @@ DEPS   := pyproject.toml constraints.txt
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.course-installed: $(DEPS) | $(BIN)/python
+# torch first, from PyTorch's CPU index on a Linux machine without a GPU (PyPI's Linux wheel
+# is a CUDA build of several GB); scripts/torch_index.py decides, PDD_TORCH_INDEX overrides.
+$(VENV)/.torch-installed: constraints.txt scripts/torch_index.py | $(BIN)/python
+	@index="$$($(BIN)/python scripts/torch_index.py)"; \
+	if [ -n "$$index" ]; then $(PIP) install --index-url "$$index" "$$(grep '^torch==' constraints.txt)"; fi
+	@touch $@
+
+$(VENV)/.course-installed: $(DEPS) $(VENV)/.torch-installed | $(BIN)/python
 	$(PIP) install -c constraints.txt -e ".[course]"
 	@touch $@
 
-$(VENV)/.dev-installed: $(DEPS) | $(BIN)/python
+$(VENV)/.dev-installed: $(DEPS) $(VENV)/.torch-installed | $(BIN)/python
 	$(PIP) install -c constraints.txt -e ".[dev]"
 	@touch $(VENV)/.course-installed $@
 

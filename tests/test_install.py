@@ -1,0 +1,50 @@
+"""How `make` chooses torch's package index (scripts/torch_index.py): the decision, offline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from torch_index import CPU_INDEX, choose, reachable
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def always(_url: str) -> bool:
+    return True
+
+
+def never(_url: str) -> bool:
+    return False
+
+
+def test_a_linux_laptop_without_a_gpu_gets_the_cpu_build() -> None:
+    assert choose("Linux", False, None, always)[0] == CPU_INDEX
+
+
+def test_gpus_macs_windows_and_unreachable_indexes_keep_pips_default() -> None:
+    assert choose("Linux", True, None, always)[0] == ""  # the CUDA build is wanted there
+    assert choose("Darwin", False, None, always)[0] == ""
+    assert choose("Windows", False, None, always)[0] == ""
+    url, why = choose("Linux", False, None, never)  # offline classroom, local mirror
+    assert url == "" and "not reachable" in why
+
+
+def test_the_override_wins() -> None:
+    assert choose("Darwin", True, "cpu", never)[0] == CPU_INDEX
+    assert choose("Linux", False, "default", always)[0] == ""
+    assert choose("Linux", False, "https://mirror.example/torch", never)[0] == \
+        "https://mirror.example/torch"
+
+
+def test_the_probe_is_false_for_an_address_that_cannot_answer() -> None:
+    assert reachable("http://127.0.0.1:9/", timeout=1) is False  # the discard port: refused
+    assert reachable("not a url") is False
+
+
+def test_the_script_prints_one_line_make_can_use() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "torch_index.py")],
+                         capture_output=True, text=True, check=True,
+                         env={"PDD_TORCH_INDEX": "cpu", "PATH": ""})
+    assert out.stdout == CPU_INDEX + "\n" and "PDD_TORCH_INDEX=cpu" in out.stderr
