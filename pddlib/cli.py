@@ -195,11 +195,12 @@ def add_card(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("card", help="write the model card (README.md) of a trained model")
     p.add_argument("--model", type=Path, required=True, help="folder written by `pddlib train`")
     p.add_argument("--license", default="cc0-1.0", help="licence of the weights (HF identifier)")
+    p.add_argument("--example", help="class the usage example asks for (one you found it draws)")
 
     def run(args: argparse.Namespace) -> int:
         from pddlib.provenance import read_manifest, verify_manifest, write_card
 
-        path = write_card(args.model, license=args.license)
+        path = write_card(args.model, license=args.license, example=args.example)
         failures = verify_manifest(read_manifest(args.model))
         print(f"wrote {path}; manifest: "
               + (f"{len(failures)} rows FAIL the public-domain check" if failures

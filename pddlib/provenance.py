@@ -244,7 +244,8 @@ def card_metadata(model_dir: Path, rows: list[dict], config: dict, license: str)
     cond = bool(config.get("conditional", False))
     data = ModelCardData(
         license=license, library_name="diffusers",
-        pipeline_tag="unconditional-image-generation",
+        # The Hub has no tag for class-conditional generation: none rather than a wrong one.
+        pipeline_tag=None if cond else "unconditional-image-generation",
         datasets=sorted(source_counts(rows)) or None,
         tags=["pd-diffusion", "public-domain", "diffusers", "pytorch",
               "class-conditional" if cond else "unconditional", "image-generation"],
@@ -330,19 +331,29 @@ def training_section(config: dict, compute: Compute) -> list[str]:
                     f"- Assumptions: {compute.assumptions}", ""]
 
 
-def usage_section(classes: list[str], license: str) -> list[str]:
+def best_class(classes: list[str], metrics: dict) -> str | None:
+    """The class with the highest recorded per-class agreement (the first class if none)."""
+    per_class = next((v["per_class"] for v in metrics.values()
+                      if isinstance(v, dict) and v.get("per_class")), {})
+    known = {c: a for c, a in per_class.items() if c in classes}
+    return max(known, key=known.get) if known else (classes[0] if classes else None)
+
+
+def usage_section(classes: list[str], license: str, example: str | None = None) -> list[str]:
     """Markdown lines on how to use the model, what for, its limits, and the licence."""
     return ["## How to use", "", "```python", "import torch",
             "from pddlib.pipeline import PDDiffusionPipeline", "",
             'pipe = PDDiffusionPipeline.from_pretrained("<this folder or Hub repo>")',
-            "images = pipe(8, " + (f'class_labels="{classes[0]}", '
-                                   f'guidance_scale={DEFAULT_GUIDANCE}, ' if classes else "") +
+            "images = pipe(8, " + (f'class_labels="{example}", '
+                                   f'guidance_scale={DEFAULT_GUIDANCE}, ' if example else "") +
             "num_inference_steps=25, generator=torch.Generator().manual_seed(0)).images",
             "```", "",
             "## Intended use", "",
             ("Learning and teaching how diffusion models work; a small, fully documented "
-             "baseline for experiments on sampling, evaluation and memorisation; generating "
-             "clip-art-like images for any purpose."), "",
+             "baseline for experiments on sampling, evaluation and memorisation; small "
+             "clip-art-like images of the classes it draws well (see Evaluation: per-class "
+             "agreement is an upper bound, so look at samples of a class before relying on "
+             "it)."), "",
             "## Limitations", "",
             ("- A small model trained briefly on a few thousand images or fewer: samples are "
              "low-resolution and often not recognisable; it is not a general image generator."),
@@ -373,8 +384,12 @@ def autoencoder_origin(model_dir: Path) -> str:
 
 
 def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
-               model_name: str | None = None) -> str:
-    """The model card text (YAML front matter + Markdown) of a trained model folder."""
+               model_name: str | None = None, example: str | None = None) -> str:
+    """The model card text (YAML front matter + Markdown) of a trained model folder.
+
+    example: the class the usage snippet asks for (a class a person found the model draws);
+    default: the one with the highest recorded per-class agreement.
+    """
     from pddlib.models import CLASS_NAMES_KEY
 
     model_dir = Path(model_dir)
@@ -398,7 +413,11 @@ def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
     if classes:
         lines += [f"Classes: {', '.join(classes)}.", ""]
     lines += data_section(rows) + training_section(config, compute_used(model_dir))
-    lines += metrics_section(read_metrics(model_dir)) + usage_section(classes, license)
+    metrics = read_metrics(model_dir)
+    if example is not None and example not in classes:
+        raise ValueError(f"example {example!r} is not one of the model's classes: {classes}")
+    lines += metrics_section(metrics) + usage_section(classes, license,
+                                                      example or best_class(classes, metrics))
     return "---\n" + card_metadata(model_dir, rows, config, license) + "\n---\n\n" + "\n".join(lines)
 
 

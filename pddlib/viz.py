@@ -117,7 +117,7 @@ def plot_schedules(schedules: dict[str, torch.Tensor]) -> NotebookFigure:
         left.plot(ab.numpy(), label=name)
         right.plot(noise.log_snr(ab).numpy(), label=name)
     left.set(xlabel="t", ylabel="alpha-bar (signal kept)", title="alpha-bar_t", ylim=(0, 1.02))
-    right.set(xlabel="t", ylabel="log SNR", title="log SNR_t")
+    right.set(xlabel="t", ylabel="ln SNR (natural log)", title="log SNR_t")
     right.axhline(0.0, color="grey", lw=0.8, ls=":")  # SNR = 1: as much noise as signal
     left.legend(fontsize=8)
     return fig
@@ -197,19 +197,21 @@ def _slider(render_fn: Callable[[Axes, Any], None], values: Sequence[Any], name:
 def closest_pairs(samples: np.ndarray, train: np.ndarray, index: Sequence[int],
                   distance: Sequence[float], *, flipped: Sequence[bool] | None = None,
                   n: int = 8, size: float = 1.3, title: str | None = None,
-                  train_labels: Sequence[int] | None = None) -> NotebookFigure:
+                  train_labels: Sequence[int] | None = None,
+                  query_name: str = "sample") -> NotebookFigure:
     """The n samples closest to a training image (top row) above their nearest training image.
 
     samples, train: uint8 (N, S, S, 3) / (M, S, S, 3); index, distance: each sample's nearest
     training row and its distance. A match found through the mirror image is shown mirrored.
     train_labels: the row numbers to print for each sample's match (default: index).
+    query_name: what the top row shows ("sample", or e.g. "held-out" for a control).
     """
     order = np.argsort(np.asarray(distance), kind="stable")[:n]
     fig, axes = new_figure(2, max(1, len(order)), panel=(size, size))
     for col, i in enumerate(order):
         match = train[index[i]]
         mirrored = flipped is not None and bool(flipped[i])
-        show_image(axes[0, col], Image.fromarray(samples[i]), f"sample {i}")
+        show_image(axes[0, col], Image.fromarray(samples[i]), f"{query_name} {i}")
         show_image(axes[1, col], Image.fromarray(np.ascontiguousarray(
             match[:, ::-1] if mirrored else match)),
             f"train {(index if train_labels is None else train_labels)[i]}"

@@ -82,8 +82,8 @@ def test_links_to_next_notebook(path: Path) -> None:
 
 
 # Colab brings its own CUDA torch, numpy and pillow (replacing them would break the runtime);
-# nbval is only for tests. Everything else the course needs is pinned as tested.
-COLAB_PROVIDED = {"torch", "numpy", "pillow", "nbval"}
+# nbval and selenium are only for tests. Everything else the course needs is pinned as tested.
+NOT_INSTALLED_ON_COLAB = {"torch", "numpy", "pillow", "nbval", "selenium"}
 
 
 def colab_install(path: Path) -> str:
@@ -98,7 +98,7 @@ def colab_install(path: Path) -> str:
 def test_colab_installs_the_tested_pins_and_leaves_colab_torch_alone() -> None:
     pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / "constraints.txt").read_text(),
                            re.MULTILINE))
-    wanted = {name: v for name, v in pins.items() if name not in COLAB_PROVIDED}
+    wanted = {name: v for name, v in pins.items() if name not in NOT_INSTALLED_ON_COLAB}
     commands = {colab_install(p) for p in NOTEBOOKS}
     assert len(commands) == 1, "every notebook installs the same on Colab"
     command = commands.pop()

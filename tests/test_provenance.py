@@ -41,6 +41,8 @@ def test_train_writes_the_manifest_of_exactly_the_training_split(model, data) ->
 def test_the_card_has_valid_front_matter_and_the_training_data(model) -> None:
     meta = pv.read_card_metadata(model / "README.md")
     assert meta["license"] == "cc0-1.0" and meta["library_name"] == "diffusers"
+    # Class-conditional: the Hub's only generation tag ("unconditional-...") would be wrong.
+    assert "pipeline_tag" not in meta and "class-conditional" in meta["tags"]
     assert meta["datasets"] == ["openclipart"] and "public-domain" in meta["tags"]
     text = (model / "README.md").read_text()
     assert "| openclipart | 8 |" in text
@@ -99,3 +101,20 @@ def test_publish_refuses_a_failing_manifest(model, tmp_path) -> None:
     (bad / "provenance" / "manifest.jsonl").write_text(json.dumps(row) + "\n")
     with pytest.raises(ValueError, match="Not publishing"):
         pv.publish(bad, "someone/model")  # fails before any network call
+
+
+def test_the_cards_example_asks_for_the_class_the_model_draws_best(model, tmp_path) -> None:
+    import shutil
+
+    folder = shutil.copytree(model, tmp_path / "copy")
+    classes = pv.build_card(folder).split("Classes: ")[1].split(".")[0].split(", ")
+    assert f'class_labels="{classes[0]}"' in pv.build_card(folder)  # nothing measured yet
+    pv.record_metrics(folder, {"FD-pdshape": {"value": 9.0, "per_class": {
+        classes[0]: 0.25, classes[1]: 0.75}}})
+    assert f'class_labels="{classes[1]}"' in pv.build_card(folder)
+    # A person's choice wins: the judge over-rates classes nobody would recognise.
+    assert f'class_labels="{classes[0]}"' in pv.build_card(folder, example=classes[0])
+    with pytest.raises(ValueError, match="not one of the model's classes"):
+        pv.build_card(folder, example="unicorn")
+    unconditional = pv.card_metadata(folder, [], {"conditional": False}, "cc0-1.0")
+    assert "pipeline_tag: unconditional-image-generation" in unconditional

@@ -107,6 +107,9 @@ def test_closest_pairs_grid(train) -> None:
     assert len(axes) == 4
     titles = [ax.get_title() for ax in axes]
     assert titles[:2] == ["sample 0", "sample 2"] and titles[2].startswith("train 1")
+    control = replication(samples, train, spaces=("pixel",), background=False)["pixel"].grid(
+        samples, train, n=2, query_name="held-out")  # a control's top row is not samples
+    assert [ax.get_title() for ax in control.get_axes()][:2] == ["held-out 0", "held-out 2"]
 
 
 def test_bad_input_gives_one_clear_message(train) -> None:

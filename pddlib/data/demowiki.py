@@ -410,7 +410,8 @@ def demo_wiki(image_delay: float = 0.0) -> LocalCommons:
     # A second scan of an accepted painting: other bytes (sha1), same picture (perceptual hash).
     first = files[0]
     rescan = Image.open(io.BytesIO(first.image)).point(lambda v: min(255, int(v * 1.04) + 3))
-    files.append(WikiFile(first.title.replace(".jpg", " (second scan).jpg"), _jpeg(rescan),
+    # Its title sorts after the original's, so the scraper keeps the original and skips the scan.
+    files.append(WikiFile(first.title.replace("File:", "File:Second scan of "), _jpeg(rescan),
                           dict(first.extmetadata), list(first.categories)))
     cats["Landscape paintings (demo)"].append(files[-1].title)
     pdf = WikiFile("File:Catalogue of paintings (1850).pdf", b"%PDF-1.4 demo\n%%EOF\n",

@@ -106,7 +106,8 @@ class SpaceReport:
         """Indices of the n samples closest to a training image, closest first."""
         return np.argsort(self.neighbours.distance[:, 0], kind="stable")[:n]
 
-    def grid(self, samples, train, n: int = 8, title: str | None = None):
+    def grid(self, samples, train, n: int = 8, title: str | None = None,
+             query_name: str = "sample"):
         """Figure of the n closest pairs: samples on top, their nearest training images below."""
         from pddlib.viz import closest_pairs
 
@@ -120,7 +121,7 @@ class SpaceReport:
         labels = np.asarray(nb.index[:, 0])
         return closest_pairs(samples, shown, index, nb.distance[:, 0], flipped=nb.flipped[:, 0],
                              n=n, title=title or f"closest pairs ({self.space})",
-                             train_labels=labels)
+                             train_labels=labels, query_name=query_name)
 
 
 @dataclass(frozen=True)
