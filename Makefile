@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 # Reinstall only when the package definition or the tested pins change.
 DEPS   := pyproject.toml constraints.txt
 
-.PHONY: course test lab lint figures clean-venv
+.PHONY: course test test-browser lab lint figures clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ course: $(VENV)/.course-installed
 ## Unit tests, then every notebook under nbval in FAST mode.
 test: $(VENV)/.dev-installed
 	PDD_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest
+
+$(VENV)/.browser-installed: $(DEPS) $(VENV)/.dev-installed
+	$(PIP) install -c constraints.txt -e ".[browser]"
+	@touch $@
+
+## JupyterLab in headless Chromium: notebooks 02 and 04 run, widgets render (needs chromium).
+test-browser: $(VENV)/.browser-installed
+	$(BIN)/python -m pytest tests_browser -v -p no:cacheprovider
 
 ## README's figures (images/*.png) from the course model in runs/ (trains it first if missing).
 figures: $(VENV)/.course-installed
