@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 # Reinstall only when the package definition or the tested pins change.
 DEPS   := pyproject.toml constraints.txt
 
-.PHONY: course test test-browser lab lint figures clean-venv
+.PHONY: course test test-browser colab-check lab lint figures clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ $(VENV)/.browser-installed: $(DEPS) $(VENV)/.dev-installed
 ## JupyterLab in headless Chromium: notebooks 02 and 04 run, widgets render (needs chromium).
 test-browser: $(VENV)/.browser-installed
 	$(BIN)/python -m pytest tests_browser -v -p no:cacheprovider
+
+## The notebooks' Colab setup line on Colab's package versions, then every notebook (FAST).
+colab-check: $(VENV)/.dev-installed
+	$(BIN)/python scripts/colab_check.py
 
 ## README's figures (images/*.png) from the course model in runs/ (trains it first if missing).
 figures: $(VENV)/.course-installed

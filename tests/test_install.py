@@ -48,3 +48,13 @@ def test_the_script_prints_one_line_make_can_use() -> None:
                          capture_output=True, text=True, check=True,
                          env={"PDD_TORCH_INDEX": "cpu", "PATH": ""})
     assert out.stdout == CPU_INDEX + "\n" and "PDD_TORCH_INDEX=cpu" in out.stderr
+
+
+def test_the_colab_check_runs_the_notebooks_own_setup_line_on_this_checkout() -> None:
+    from colab_check import KEPT, setup_line
+
+    args = setup_line(ROOT / "notebooks" / "03_train_a_unet.ipynb")
+    assert "install" not in args and args[0] == "-q"
+    assert f"pddlib @ {ROOT.as_uri()}" in args  # the checkout, not the repository URL
+    pins = dict(a.split("==") for a in args if "==" in a)
+    assert pins and not set(pins) & set(KEPT)  # it never pins what Colab owns
