@@ -104,3 +104,28 @@ def test_colab_installs_the_tested_pins_and_leaves_colab_torch_alone() -> None:
     command = commands.pop()
     assert f'"pddlib @ git+{REPO_URL}"' in command
     assert dict(re.findall(r"([A-Za-z0-9_.-]+)==(\S+)", command)) == wanted
+
+
+def test_readme_badges_point_at_the_repository_of_pyproject() -> None:
+    repo = REPO_URL.removeprefix("https://github.com/")
+    links = re.findall(r"https://colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/main/"
+                       r"notebooks/([^)\s]+)", (ROOT / "README.md").read_text())
+    assert {name for _, name in links} == {p.name for p in NOTEBOOKS}
+    assert {r for r, _ in links} == {repo}
+
+
+def test_a_fork_repoints_every_badge_and_install_line_in_one_command(tmp_path: Path) -> None:
+    import shutil
+
+    from set_repository import set_repository
+
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks",
+                    ignore=shutil.ignore_patterns("*.py", ".ipynb_checkpoints"))
+    fork = "https://github.com/someone/pd-fork"
+    assert len(set_repository(fork, tmp_path)) == 2 + len(NOTEBOOKS)
+    everything = "".join(p.read_text() for p in [tmp_path / "README.md",
+                                                 *(tmp_path / "notebooks").glob("*.ipynb")])
+    assert REPO_URL.removeprefix("https://github.com/") not in everything
+    assert f"git+{fork}" in everything and "github/someone/pd-fork/blob/main" in everything
