@@ -376,8 +376,9 @@ def usage_section(classes: list[str], license: str, example: str | None = None) 
 
 def autoencoder_origin(model_dir: Path) -> str:
     """' on <its data> by `<its command>`' from vae/training.json, or '' when it has none."""
-    path = model_dir / "vae" / "training.json"
-    record = json.loads(path.read_text("utf-8")) if path.is_file() else {}
+    from pddlib.autoencoder import training_record
+
+    record = training_record(model_dir / "vae")
     if not record.get("data"):
         return ""
     return f" on the {record['data']}, by `{record.get('command', '?')}`"

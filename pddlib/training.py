@@ -115,9 +115,9 @@ class TrainConfig:
 # Per-preset training defaults; TrainConfig's own defaults are the cpu-tiny recipe.
 RECIPES: dict[str, TrainConfig] = {
     "cpu-tiny": TrainConfig(preset="cpu-tiny"),
-    # The course recipe: latent diffusion on the shipped autoencoder, about 14 minutes on two
-    # idle cores. At about equal time it drew more classes than cpu-tiny's pixel recipe, by
-    # eye and by the judge (benchmarks/RESULTS.md).
+    # The course recipe: latent diffusion on the shipped autoencoder, sized for the workshop's
+    # 15 minutes on two cores. At about equal time it drew more classes than cpu-tiny's pixel
+    # recipe, by eye and by the judge (benchmarks/RESULTS.md).
     "cpu-latent": TrainConfig(preset="cpu-latent", autoencoder="pd-ae32", batch_size=32,
                               lr=1e-3, max_steps=1500, sample_every=500),
     "colab-t4": TrainConfig(preset="colab-t4", batch_size=64, lr=3e-4, warmup_steps=500,

@@ -37,17 +37,28 @@ COLAB = {
 KEPT = ("torch", "numpy", "pillow", "ipykernel", "ipywidgets")
 
 
-def setup_line(notebook: Path) -> list[str]:
-    """The arguments of the setup cell's %pip install, this checkout in place of the URL."""
+def pip_line(notebook: Path) -> str:
+    """The `%pip` line of a notebook's setup cell, continuation lines joined."""
     cell = next(c for c in json.loads(notebook.read_text("utf-8"))["cells"]
                 if c["cell_type"] == "code")
     source = "".join(cell["source"]).replace("\\\n", " ")
-    line = next(s.strip() for s in source.splitlines() if s.strip().startswith("%pip"))
-    args = re.findall(r'"[^"]*"|\S+', line.removeprefix("%pip").strip())
-    args = [a.strip('"') for a in args]
-    if args[:1] == ["install"]:
-        args = args[1:]
-    return [f"pddlib @ {ROOT.as_uri()}" if a.startswith("pddlib @ ") else a for a in args]
+    lines = [s.strip() for s in source.splitlines() if s.strip().startswith("%pip")]
+    if len(lines) != 1:
+        raise ValueError(f"{notebook.name}: expected one %pip line in the setup cell")
+    return lines[0]
+
+
+def pip_args(notebook: Path) -> list[str]:
+    """The arguments after `%pip install`, as pip receives them (quotes removed)."""
+    line = pip_line(notebook).removeprefix("%pip")
+    args = [a.strip('"') for a in re.findall(r'"[^"]*"|\S+', line)]
+    return args[1:] if args[:1] == ["install"] else args
+
+
+def setup_line(notebook: Path) -> list[str]:
+    """pip_args with this checkout in place of the repository URL."""
+    return [f"pddlib @ {ROOT.as_uri()}" if a.startswith("pddlib @ ") else a
+            for a in pip_args(notebook)]
 
 
 def versions(python: Path, names) -> dict[str, str]:

@@ -20,7 +20,7 @@ GITHUB = re.compile(r"^https://github\.com/[\w.-]+/[\w.-]+$")
 
 def current_url(root: Path = ROOT) -> str:
     """The Repository URL in pyproject.toml."""
-    match = re.search(r'^Repository = "([^"]+)"', (root / "pyproject.toml").read_text(), re.M)
+    match = re.search(r'^Repository = "([^"]+)"', (root / "pyproject.toml").read_text(), re.MULTILINE)
     if match is None:
         raise SystemExit("pyproject.toml has no [project.urls] Repository line.")
     return match.group(1)

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from colab_check import pip_line
 
 try:
     import tomllib
@@ -86,20 +87,11 @@ def test_links_to_next_notebook(path: Path) -> None:
 NOT_INSTALLED_ON_COLAB = {"torch", "numpy", "pillow", "nbval", "selenium"}
 
 
-def colab_install(path: Path) -> str:
-    """The %pip command of a notebook's setup cell, continuation lines joined."""
-    setup = next(c for c in load(path)["cells"] if c["cell_type"] == "code")
-    source = "".join(setup["source"]).replace("\\\n", " ")
-    lines = [line.strip() for line in source.splitlines() if line.strip().startswith("%pip")]
-    assert len(lines) == 1, f"{path.name}: expected one %pip line in the setup cell"
-    return lines[0]
-
-
 def test_colab_installs_the_tested_pins_and_leaves_colab_torch_alone() -> None:
     pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / "constraints.txt").read_text(),
                            re.MULTILINE))
     wanted = {name: v for name, v in pins.items() if name not in NOT_INSTALLED_ON_COLAB}
-    commands = {colab_install(p) for p in NOTEBOOKS}
+    commands = {pip_line(p) for p in NOTEBOOKS}
     assert len(commands) == 1, "every notebook installs the same on Colab"
     command = commands.pop()
     assert f'"pddlib @ git+{REPO_URL}"' in command
