@@ -125,7 +125,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a diffusion UNet (resumable)")
     p.add_argument("--data", default="openclipart", help="openclipart or a scraped folder")
     p.add_argument("--preset", default="cpu-latent",
-                   help="cpu-latent (the course recipe), cpu-tiny (pixels), colab-t4 or gpu-base")
+                   help="cpu-latent (the course recipe), cpu-reference (the long reference run), "
+                        "cpu-tiny (pixels), colab-t4 or gpu-base")
     p.add_argument("--out", type=Path, required=True, help="output folder (a diffusers pipeline)")
     p.add_argument("--conditional", action=argparse.BooleanOptionalAction, default=True,
                    help="class-conditional, for guidance (default); --no-conditional: not")

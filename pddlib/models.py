@@ -59,6 +59,11 @@ PRESETS: dict[str, ModelConfig] = {
     "cpu-latent": ModelConfig(sample_size=8, in_channels=4, block_out_channels=(128, 256),
                               attention=(False, True), layers_per_block=2, norm_num_groups=32,
                               attention_head_dim=32),
+    # The shipped reference model (pddlib/weights): the course recipe's latents, half its width,
+    # so its fp16 weights stay under 10 MB; the saved width buys steps in a long run instead.
+    "cpu-reference": ModelConfig(sample_size=8, in_channels=4, block_out_channels=(64, 128),
+                                 attention=(False, True), layers_per_block=2,
+                                 norm_num_groups=32, attention_head_dim=32),
     # A Colab T4 (16 GB, ~8 TFLOP/s fp32, fp16 tensor cores): 64 px, attention at 16 and 8 px.
     "colab-t4": ModelConfig(sample_size=64, block_out_channels=(64, 128, 256, 256),
                             attention=(False, False, True, True), layers_per_block=2,
