@@ -1,0 +1,83 @@
+"""Shipping a finished run as reference weights, and turning shipped weights back into a run.
+
+The shipped form is a run folder cut down to what a user needs and may redistribute: the EMA
+UNet in fp16 safetensors (half the bytes; it loads back as float32), the scheduler, the
+training config and loss log, the provenance manifest, the metrics and the model card. Left
+out: checkpoints and sample grids (only training needs them) and the autoencoder, which
+ships once, by name, in pddlib/weights (`pddlib.autoencoder.SHIPPED`).
+
+`working_copy` rebuilds a complete run folder from it under runs/, so everything that reads
+runs (sampling, `evaluate_model`, the card writer) works on the reference model unchanged and
+writes its measurements into the copy, never into the installed package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+from diffusers import UNet2DModel
+
+from pddlib import runs
+from pddlib.autoencoder import autoencoder_folder
+
+UNET_FILE = Path("unet") / "diffusion_pytorch_model.safetensors"
+# What a shipped folder holds besides the fp16 UNet (each copied when the run has it).
+KEPT = (runs.PIPELINE_INDEX, "scheduler", runs.CONFIG_FILE, runs.LOSS_LOG, "provenance",
+        "metrics.json", "README.md")
+
+
+def _replace_atomically(build, dest: Path) -> Path:
+    """Run build(tmp) in a sibling folder, then move it to dest: never a half-written dest."""
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    build(tmp)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
+
+
+def ship(run: str | Path, dest: str | Path) -> Path:
+    """Write the shipped form of a finished run into dest (replacing what is there)."""
+    run = Path(run)
+    if not runs.has_pipeline(run):
+        raise FileNotFoundError(f"{run} holds no trained pipeline: finish its training first.")
+    runs.refuse_pickles(run)
+
+    def build(tmp: Path) -> None:
+        for name in KEPT:
+            src = run / name
+            if src.is_dir():
+                shutil.copytree(src, tmp / name)
+            elif src.is_file():
+                shutil.copy2(src, tmp / name)
+        unet = UNet2DModel.from_pretrained(run / "unet", use_safetensors=True)
+        unet.half().save_pretrained(tmp / "unet")
+
+    return _replace_atomically(build, Path(dest))
+
+
+def weights_tag(shipped: str | Path) -> str:
+    """First 8 hex digits of the SHA-1 of the shipped UNet file: names its working copy."""
+    return hashlib.sha1((Path(shipped) / UNET_FILE).read_bytes()).hexdigest()[:8]
+
+
+def working_copy(shipped: str | Path, runs_root: str | Path) -> Path:
+    """The run folder runs_root/<name>-<weights tag> rebuilt from shipped weights (made once)."""
+    shipped = Path(shipped)
+    if not (shipped / UNET_FILE).is_file():
+        raise FileNotFoundError(f"{shipped} holds no shipped model ({UNET_FILE} is missing).")
+    runs.refuse_pickles(shipped)
+    out = Path(runs_root) / f"{shipped.name}-{weights_tag(shipped)}"
+    if runs.has_pipeline(out):
+        return out
+
+    def build(tmp: Path) -> None:
+        shutil.copytree(shipped, tmp, dirs_exist_ok=True)
+        name = runs.read_config(tmp).get("autoencoder")
+        if name:  # latent diffusion: the named autoencoder, with its training record
+            shutil.copytree(autoencoder_folder(name), tmp / "vae")
+
+    return _replace_atomically(build, out)
