@@ -8,17 +8,20 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from pddlib.data import load_images
 from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.provenance import read_card_metadata, read_manifest, read_metrics, verify_manifest
 from pddlib.reference import UNET_FILE, ship, working_copy
 from pddlib.training import tiny_latent_config, train
-from tests.test_training import synthetic_dataset
+from scripts.ship_reference import main as ship_reference
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
+    """A tiny latent model trained on 24 images of the embedded set's train split."""
     out = tmp_path_factory.mktemp("run") / "latent"
     train(tiny_latent_config(max_steps=4, checkpoint_every=4, sample_every=4),
-          synthetic_dataset(), out)
+          load_images("openclipart", split="train").select(range(24)), out)
     return out
 
 
@@ -59,3 +62,18 @@ def test_shipped_folders_are_data_never_unpickled(run, tmp_path) -> None:
         working_copy(shipped, tmp_path / "runs")
     with pytest.raises(FileNotFoundError, match="no trained pipeline"):
         ship(tmp_path / "nothing", tmp_path / "out")
+
+
+def test_ship_script_measures_the_fp16_weights_and_writes_a_truthful_card(run, tmp_path,
+                                                                           capsys) -> None:
+    out = tmp_path / "pd-test"
+    assert ship_reference([str(run), "--out", str(out), "--n", "16", "--steps", "2"]) == 0
+    assert "shipped" in capsys.readouterr().out
+    metrics = read_metrics(out)
+    assert {"FD-pdshape", "replication"} <= set(metrics)
+    rows = read_manifest(out)
+    assert len(rows) == 24 and not verify_manifest(rows)
+    meta = read_card_metadata(out / "README.md")
+    assert meta["license"] == "cc0-1.0"
+    card = (out / "README.md").read_text("utf-8")
+    assert "24" in card and "public domain" in card.lower()
