@@ -109,6 +109,34 @@ def course_run_dir(config, runs: Path | None = None) -> Path:
     return (runs or runs_dir()) / f"course-{kind}-{cond}-{tag}"
 
 
+def explore_model(fast: bool | None = None, *, runs: Path | None = None,
+                  reference: Path | None = None):
+    """(pipeline, its run folder) for notebooks 04-07: your model, else the reference; says which.
+
+    Your finished class-conditional course model when runs/ has one; otherwise the reference
+    model shipped with pddlib (`reference`, default pddlib.reference.shipped_folder()), as a
+    working copy in runs/ that measurements and cards are written into; when this pddlib ships
+    none, the course model is trained now (`course_model`).
+    """
+    from pddlib.pipeline import PDDiffusionPipeline
+    from pddlib.reference import is_shipped, shipped_folder, working_copy
+
+    fast = os.environ.get("PDD_FAST") == "1" if fast is None else fast
+    config = course_config(True, fast)
+    out = course_run_dir(config, runs)
+    done = trained_steps(out)
+    reference = shipped_folder() if reference is None else Path(reference)
+    if done >= config.max_steps or not is_shipped(reference):
+        pipe = course_model(True, fast, runs=runs)
+        print(f"Exploring your course model ({out}).")
+        return pipe, out
+    copy = working_copy(reference, runs or runs_dir())
+    mine = f"yours in {out} is at step {done} of {config.max_steps}" if done else "none yet"
+    print(f"Exploring the reference model shipped with pddlib ({copy}); your course model: "
+          f"{mine} (notebook 03 trains it).")
+    return PDDiffusionPipeline.from_run(copy), copy
+
+
 def course_model(conditional: bool = True, fast: bool | None = None, *, data="openclipart",
                  runs: Path | None = None):
     """A trained PDDiffusionPipeline for notebooks 03-07: loaded from runs/ or trained now.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from importlib import resources
 from pathlib import Path
 
 from diffusers import UNet2DModel
@@ -22,10 +23,21 @@ from diffusers import UNet2DModel
 from pddlib import runs
 from pddlib.autoencoder import autoencoder_folder
 
+NAME = "pd-reference"  # the shipped folder, pddlib/weights/pd-reference
 UNET_FILE = Path("unet") / "diffusion_pytorch_model.safetensors"
 # What a shipped folder holds besides the fp16 UNet (each copied when the run has it).
 KEPT = (runs.PIPELINE_INDEX, "scheduler", runs.CONFIG_FILE, runs.LOSS_LOG, "provenance",
         "metrics.json", "README.md")
+
+
+def shipped_folder() -> Path:
+    """Where this pddlib keeps its reference weights (present only once they are shipped)."""
+    return Path(str(resources.files("pddlib").joinpath("weights", NAME)))
+
+
+def is_shipped(folder: str | Path) -> bool:
+    """Whether folder holds shipped weights (its fp16 UNet)."""
+    return (Path(folder) / UNET_FILE).is_file()
 
 
 def _replace_atomically(build, dest: Path) -> Path:
@@ -67,7 +79,7 @@ def weights_tag(shipped: str | Path) -> str:
 def working_copy(shipped: str | Path, runs_root: str | Path) -> Path:
     """The run folder runs_root/<name>-<weights tag> rebuilt from shipped weights (made once)."""
     shipped = Path(shipped)
-    if not (shipped / UNET_FILE).is_file():
+    if not is_shipped(shipped):
         raise FileNotFoundError(f"{shipped} holds no shipped model ({UNET_FILE} is missing).")
     runs.refuse_pickles(shipped)
     out = Path(runs_root) / f"{shipped.name}-{weights_tag(shipped)}"

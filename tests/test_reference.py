@@ -77,3 +77,19 @@ def test_ship_script_measures_the_fp16_weights_and_writes_a_truthful_card(run, t
     assert meta["license"] == "cc0-1.0"
     card = (out / "README.md").read_text("utf-8")
     assert "24" in card and "public domain" in card.lower()
+
+
+def test_notebooks_explore_your_model_else_the_reference(run, tmp_path, capsys) -> None:
+    from pddlib.course import explore_model
+
+    shipped = ship(run, tmp_path / "pd-test")
+    runs = tmp_path / "runs"
+    pipe, folder = explore_model(fast=True, runs=runs, reference=shipped)
+    assert folder == working_copy(shipped, runs)
+    assert "Exploring the reference model" in capsys.readouterr().out
+    assert torch.equal(sample(pipe), sample(PDDiffusionPipeline.from_run(folder)))
+    # Without shipped weights the course model is trained; once it is finished it wins.
+    _, yours = explore_model(fast=True, runs=runs, reference=tmp_path / "none")
+    assert yours.name.startswith("course-") and "Exploring your course model" in capsys.readouterr().out
+    _, again = explore_model(fast=True, runs=runs, reference=shipped)
+    assert again == yours
