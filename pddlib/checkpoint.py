@@ -15,6 +15,7 @@ from diffusers import UNet2DModel
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 
+from pddlib.files import atomic_dir
 from pddlib.runs import CHECKPOINTS, checkpoint_dir
 
 UNET_WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
@@ -22,23 +23,20 @@ UNET_WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
 
 def save_checkpoint(run: Path, step: int, unet: UNet2DModel, optimizer: torch.optim.Optimizer,
                     ema: EMAModel, state: dict, keep: int) -> Path:
-    """Write checkpoints/step-NNNNNN atomically (temp folder, then rename); prune old ones."""
+    """Write checkpoints/step-NNNNNN atomically (pddlib.files.atomic_dir); prune old ones."""
     final = checkpoint_dir(run, step)
-    tmp = final.with_name(".tmp-" + final.name)
-    shutil.rmtree(tmp, ignore_errors=True)
-    unet.save_pretrained(tmp / "unet")  # raw weights, safetensors
-    names = [name for name, _ in unet.named_parameters()]
-    save_file({n: s.detach().cpu().contiguous() for n, s in zip(names, ema.shadow_params)},
-              tmp / "ema.safetensors")
-    opt = optimizer.state_dict()
-    save_file({f"{i}.{k}": v.detach().cpu().contiguous() for i, st in opt["state"].items()
-               for k, v in st.items()}, tmp / "optimizer.safetensors")
-    ema_meta = {k: v for k, v in ema.state_dict().items() if k != "shadow_params"}
-    state = {**state, "step": step, "ema": ema_meta,
-             "optimizer": {"param_groups": opt["param_groups"]}}
-    (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    with atomic_dir(final) as tmp:
+        unet.save_pretrained(tmp / "unet")  # raw weights, safetensors
+        names = [name for name, _ in unet.named_parameters()]
+        save_file({n: s.detach().cpu().contiguous() for n, s in zip(names, ema.shadow_params)},
+                  tmp / "ema.safetensors")
+        opt = optimizer.state_dict()
+        save_file({f"{i}.{k}": v.detach().cpu().contiguous() for i, st in opt["state"].items()
+                   for k, v in st.items()}, tmp / "optimizer.safetensors")
+        ema_meta = {k: v for k, v in ema.state_dict().items() if k != "shadow_params"}
+        state = {**state, "step": step, "ema": ema_meta,
+                 "optimizer": {"param_groups": opt["param_groups"]}}
+        (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
     for old in sorted((Path(run) / CHECKPOINTS).glob("step-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

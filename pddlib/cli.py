@@ -21,6 +21,8 @@ from pddlib.defaults import (
 )
 from pddlib.schedulers import NAMES as SCHEDULER_NAMES
 
+MODEL_HELP = 'a `pddlib train` folder, or "reference" (the model shipped with pddlib)'
+
 SCHEDULER_HELP = ", ".join(SCHEDULER_NAMES) + f" (default {DEFAULT_SCHEDULER})"
 
 
@@ -76,7 +78,7 @@ def add_scrape(sub: argparse._SubParsersAction) -> None:
 def add_eval(sub: argparse._SubParsersAction) -> None:
     """Register `pddlib eval`: FD, KID, precision and recall of a model against held-out images."""
     p = sub.add_parser("eval", help=f"measure sample quality (FD-{DEFAULT_JUDGE} offline, FID online)")
-    p.add_argument("--model", type=Path, help="trained model folder (from `pddlib train`)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--n", type=int, default=1000, help="images to generate")
     p.add_argument("--features", choices=(*JUDGE_NAMES, "inception"), default=DEFAULT_JUDGE,
                    help=f"a judge (offline, FD-<judge>; default {DEFAULT_JUDGE}) or inception "
@@ -157,7 +159,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 def add_sample(sub: argparse._SubParsersAction) -> None:
     """Register `pddlib sample`: a grid of samples from a trained model."""
     p = sub.add_parser("sample", help="sample a grid of images from a trained model")
-    p.add_argument("--model", type=Path, required=True, help="folder written by `pddlib train`")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--n", type=int, default=16, help="number of images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps")
@@ -194,7 +196,7 @@ def add_sample(sub: argparse._SubParsersAction) -> None:
 def add_card(sub: argparse._SubParsersAction) -> None:
     """Register `pddlib card`: (re)write a model folder's model card from what it records."""
     p = sub.add_parser("card", help="write the model card (README.md) of a trained model")
-    p.add_argument("--model", type=Path, required=True, help="folder written by `pddlib train`")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--license", default="cc0-1.0", help="licence of the weights (HF identifier)")
     p.add_argument("--example", help="class the usage example asks for (one you found it draws)")
 
@@ -252,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
             # What a load left out is said once, as the command's own words.
             warnings.simplefilter("always", ExcludedRowsWarning)
             warnings.showwarning = show
+            if getattr(args, "model", None) is not None:  # "reference" -> its working copy
+                from pddlib.reference import resolve_model
+
+                args.model = resolve_model(args.model)
             return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         # Errors a user can cause get one clear line, not a traceback.

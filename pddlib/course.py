@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pddlib.runs import latest_checkpoint, trained_steps
+from pddlib.runs import latest_checkpoint, runs_dir, trained_steps
 
 
 @dataclass(frozen=True)
@@ -76,16 +76,6 @@ def write_summary(results: list[NotebookResult], path: Path, *, fast: bool) -> N
 
 
 # ---------------------------------------------------------------- a trained model for notebooks
-
-
-def runs_dir() -> Path:
-    """Where course runs live: $PDD_RUNS, else runs/ at the repository root, else ./runs."""
-    if os.environ.get("PDD_RUNS"):
-        return Path(os.environ["PDD_RUNS"])
-    for folder in (Path.cwd(), *Path.cwd().parents):
-        if (folder / "notebooks").is_dir() and (folder / "pddlib").is_dir():
-            return folder / "runs"
-    return Path("runs")
 
 
 def course_config(conditional: bool = True, fast: bool = False):

@@ -1,8 +1,9 @@
-"""Atomic file writes: a reader (or a crash) sees the old file or the new one, never half of one."""
+"""Atomic writes: a reader (or a crash) sees the old file or folder or the new one, never half."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,3 +31,19 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
         fh.flush()
         os.fsync(fh.fileno())
     return Path(path)
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty hidden folder beside `path`; on success it replaces `path`, on error it goes."""
+    path = Path(path)
+    # A dot name: globs for finished folders (step-*, a package's data) never see a partial one.
+    tmp = path.with_name(f".{path.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -26,6 +26,7 @@ from pddlib.autoencoder import decode, factor
 from pddlib.labels import label_indices
 from pddlib.models import class_names_of, image_shape, null_class
 from pddlib.pixels import model_to_unit
+from pddlib.reference import resolve_model
 from pddlib.schedulers import make_scheduler
 
 Label = int | str
@@ -49,8 +50,8 @@ class PDDiffusionPipeline(DiffusionPipeline):
 
     @classmethod
     def from_run(cls, run: str | Path, weights: str = "ema") -> PDDiffusionPipeline:
-        """Load a `pddlib train` folder: weights="ema" (the saved pipeline) or "raw" (last checkpoint)."""
-        run = Path(run)
+        """Load a `pddlib train` folder (or "reference"): weights="ema" (the saved pipeline) or "raw"."""
+        run = resolve_model(run)
         if not runs.has_pipeline(run):
             raise FileNotFoundError(f"{run} holds no trained pipeline; train one with "
                                     f"`pddlib train --out {run}` first.")

@@ -385,11 +385,13 @@ def autoencoder_origin(model_dir: Path) -> str:
 
 
 def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
-               model_name: str | None = None, example: str | None = None) -> str:
+               model_name: str | None = None, example: str | None = None,
+               reproduce: str | None = None) -> str:
     """The model card text (YAML front matter + Markdown) of a trained model folder.
 
     example: the class the usage snippet asks for (a class a person found the model draws);
-    default: the one with the highest recorded per-class agreement.
+    default: the one with the highest recorded per-class agreement. reproduce: the shell
+    commands that remake the model, shown in their own section.
     """
     from pddlib.models import CLASS_NAMES_KEY
 
@@ -419,6 +421,8 @@ def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
         raise ValueError(f"example {example!r} is not one of the model's classes: {classes}")
     lines += metrics_section(metrics) + usage_section(classes, license,
                                                       example or best_class(classes, metrics))
+    if reproduce:
+        lines += ["## Reproduce", "", "```bash", reproduce, "```", ""]
     return "---\n" + card_metadata(model_dir, rows, config, license) + "\n---\n\n" + "\n".join(lines)
 
 

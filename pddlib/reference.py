@@ -22,8 +22,10 @@ from diffusers import UNet2DModel
 
 from pddlib import runs
 from pddlib.autoencoder import autoencoder_folder
+from pddlib.files import atomic_dir
 
 NAME = "pd-reference"  # the shipped folder, pddlib/weights/pd-reference
+REFERENCE = "reference"  # what --model and from_run accept for it
 UNET_FILE = Path("unet") / "diffusion_pytorch_model.safetensors"
 # What a shipped folder holds besides the fp16 UNet (each copied when the run has it).
 KEPT = (runs.PIPELINE_INDEX, "scheduler", runs.CONFIG_FILE, runs.LOSS_LOG, "provenance",
@@ -40,17 +42,6 @@ def is_shipped(folder: str | Path) -> bool:
     return (Path(folder) / UNET_FILE).is_file()
 
 
-def _replace_atomically(build, dest: Path) -> Path:
-    """Run build(tmp) in a sibling folder, then move it to dest: never a half-written dest."""
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    build(tmp)
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
-    return dest
-
-
 def ship(run: str | Path, dest: str | Path) -> Path:
     """Write the shipped form of a finished run into dest (replacing what is there)."""
     run = Path(run)
@@ -58,7 +49,7 @@ def ship(run: str | Path, dest: str | Path) -> Path:
         raise FileNotFoundError(f"{run} holds no trained pipeline: finish its training first.")
     runs.refuse_pickles(run)
 
-    def build(tmp: Path) -> None:
+    with atomic_dir(dest) as tmp:
         for name in KEPT:
             src = run / name
             if src.is_dir():
@@ -67,8 +58,7 @@ def ship(run: str | Path, dest: str | Path) -> Path:
                 shutil.copy2(src, tmp / name)
         unet = UNet2DModel.from_pretrained(run / "unet", use_safetensors=True)
         unet.half().save_pretrained(tmp / "unet")
-
-    return _replace_atomically(build, Path(dest))
+    return Path(dest)
 
 
 def weights_tag(shipped: str | Path) -> str:
@@ -86,10 +76,19 @@ def working_copy(shipped: str | Path, runs_root: str | Path) -> Path:
     if runs.has_pipeline(out):
         return out
 
-    def build(tmp: Path) -> None:
+    with atomic_dir(out) as tmp:
         shutil.copytree(shipped, tmp, dirs_exist_ok=True)
         name = runs.read_config(tmp).get("autoencoder")
         if name:  # latent diffusion: the named autoencoder, with its training record
             shutil.copytree(autoencoder_folder(name), tmp / "vae")
+    return out
 
-    return _replace_atomically(build, out)
+
+def resolve_model(model: str | Path) -> Path:
+    """A model folder by name: "reference" is the shipped model's working copy, else a path."""
+    if str(model) != REFERENCE:
+        return Path(model)
+    if not is_shipped(shipped_folder()):
+        raise FileNotFoundError(f"this pddlib ships no reference model ({shipped_folder()} "
+                                "holds none); train one with `pddlib train` instead.")
+    return working_copy(shipped_folder(), runs.runs_dir())

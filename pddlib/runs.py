@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from pddlib.files import atomic_write
@@ -22,6 +23,16 @@ LOSS_LOG = "loss.jsonl"
 PIPELINE_INDEX = "model_index.json"
 # Weight files in pickle-based formats: unpickling runs code from the file, so none is loaded.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def runs_dir() -> Path:
+    """Where course runs live: $PDD_RUNS, else runs/ at the repository root, else ./runs."""
+    if os.environ.get("PDD_RUNS"):
+        return Path(os.environ["PDD_RUNS"])
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "notebooks").is_dir() and (folder / "pddlib").is_dir():
+            return folder / "runs"
+    return Path("runs")
 
 
 def step_name(step: int) -> str:

@@ -11,17 +11,30 @@ the model card into the shipped folder.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+from pddlib import runs
 from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from pddlib.metrics import EvalConfig, evaluate_model, measure_replication
-from pddlib.provenance import eval_metrics, record_metrics, write_card
-from pddlib.reference import ship, working_copy
+from pddlib.provenance import COMPUTE, PROVENANCE, eval_metrics, record_metrics, write_card
+from pddlib.reference import NAME, ship, working_copy
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "pddlib" / "weights" / "pd-reference"
+
+
+def retrain_command(run: Path, example: str | None = None) -> str:
+    """The commands that remake this run and its shipped form, from what the run recorded."""
+    config = runs.read_config(run)
+    session = json.loads((run / PROVENANCE / COMPUTE).read_text().splitlines()[0])
+    out = f"runs/{run.name}"
+    return (f"# the same weights given the same torch ({session['torch']}) and thread count\n"
+            f"OMP_NUM_THREADS={session['threads']} pddlib train --preset {config['preset']} "
+            f"--max-steps {config['max_steps']} --seed {config['seed']} --out {out}\n"
+            f"python scripts/ship_reference.py {out}" + (f" --example {example}" if example else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         record_metrics(copy, eval_metrics(result))
         print(measure_replication(copy, n=args.n, steps=args.steps, guidance=DEFAULT_GUIDANCE,
                                   progress=False))
-        write_card(copy, example=args.example)
+        write_card(copy, model_name=NAME, example=args.example,
+                   reproduce=retrain_command(args.run, args.example))
         for name in ("metrics.json", "README.md"):
             shutil.copy2(copy / name, shipped / name)
     size = sum(f.stat().st_size for f in shipped.rglob("*") if f.is_file())

@@ -37,7 +37,7 @@ def test_shipped_form_is_fp16_without_checkpoints_samples_or_autoencoder(run, tm
     assert {t.dtype for t in load_file(shipped / UNET_FILE).values()} == {torch.float16}
     raw = (run / UNET_FILE).stat().st_size
     assert (shipped / UNET_FILE).stat().st_size < 0.55 * raw
-    assert not list(tmp_path.glob("*.partial"))
+    assert [p.name for p in tmp_path.iterdir()] == ["pd-test"]  # no partial folder left
 
 
 def test_working_copy_samples_like_the_run_and_is_made_once(run, tmp_path) -> None:
@@ -77,6 +77,8 @@ def test_ship_script_measures_the_fp16_weights_and_writes_a_truthful_card(run, t
     assert meta["license"] == "cc0-1.0"
     card = (out / "README.md").read_text("utf-8")
     assert "24" in card and "public domain" in card.lower()
+    assert card.startswith("---") and "# pd-reference" in card  # named as shipped, not as the copy
+    assert "## Reproduce" in card and "--max-steps 4 --seed 0" in card
 
 
 def test_notebooks_explore_your_model_else_the_reference(run, tmp_path, capsys) -> None:
