@@ -47,9 +47,9 @@ test-browser: $(VENV)/.browser-installed
 colab-check: $(VENV)/.dev-installed
 	$(BIN)/python scripts/colab_check.py
 
-## README's figures (images/*.png) from the course model in runs/ (trains it first if missing).
+## README's figures (images/*.png) from the reference model shipped in pddlib/weights.
 figures: $(VENV)/.course-installed
-	MPLBACKEND=Agg $(BIN)/pddlib figures --out images
+	MPLBACKEND=Agg $(BIN)/pddlib figures --model reference --out images
 
 ## JupyterLab on the notebooks.
 lab: $(VENV)/.course-installed

@@ -214,14 +214,15 @@ def add_card(sub: argparse._SubParsersAction) -> None:
 
 
 def add_figures(sub: argparse._SubParsersAction) -> None:
-    """Register `pddlib figures`: README.md's figures from the course model in runs/."""
-    p = sub.add_parser("figures", help="draw the README figures from the course model")
+    """Register `pddlib figures`: README.md's figures from a model (default: the course model)."""
+    p = sub.add_parser("figures", help="draw the README figures from a model")
+    p.add_argument("--model", help=MODEL_HELP + "; default: the course model in runs/")
     p.add_argument("--out", type=Path, default=Path("images"), help="folder for the PNGs")
 
     def run(args: argparse.Namespace) -> int:
         from pddlib.figures import make_figures
 
-        for path in make_figures(args.out):
+        for path in make_figures(args.out, model=args.model):
             print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
         return 0
 

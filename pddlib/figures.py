@@ -1,7 +1,8 @@
 """The figures README.md shows, regenerated from a real course run (`make figures`).
 
-Each figure is one short call into pddlib, made from the course model in runs/ (trained first if
-there is none: `course_model`). Small PNGs: 32 px images drawn a little larger, nothing more.
+Each figure is one short call into pddlib, made from a model folder (README's: the shipped
+reference model) or else the course model in runs/ (trained first if there is none:
+`course_model`). Small PNGs: 32 px images drawn a little larger, nothing more.
 """
 
 from __future__ import annotations
@@ -56,20 +57,25 @@ def progress_figure(run_dir: Path):
     return fig
 
 
-def make_figures(out_dir: str | Path = "images", *, fast: bool | None = None,
-                 seed: int = 0) -> list[Path]:
-    """Write FIGURES into out_dir from the course model; return their paths."""
+def make_figures(out_dir: str | Path = "images", *, model: str | Path | None = None,
+                 fast: bool | None = None, seed: int = 0) -> list[Path]:
+    """Write FIGURES into out_dir from `model` (a run folder or "reference"), else the course model."""
     from pddlib.course import course_config, course_model, course_run_dir
     from pddlib.data import load_images
     from pddlib.metrics import generate_samples, replication
+    from pddlib.pipeline import PDDiffusionPipeline
+    from pddlib.reference import resolve_model
     from pddlib.sampling import guidance_sweep, sample
     from pddlib.viz import image_rows
 
     fast = os.environ.get("PDD_FAST") == "1" if fast is None else fast
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pipe = course_model(fast=fast)
-    run_dir = course_run_dir(course_config(fast=fast))
+    if model is None:
+        pipe, run_dir = course_model(fast=fast), course_run_dir(course_config(fast=fast))
+    else:
+        run_dir = resolve_model(model)
+        pipe = PDDiffusionPipeline.from_run(run_dir)
     train = load_images("openclipart", split="train")
     names, per_class, steps = pipe.class_names, 2 if fast else 8, 2 if fast else 25
 

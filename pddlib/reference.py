@@ -2,8 +2,8 @@
 
 The shipped form is a run folder cut down to what a user needs and may redistribute: the EMA
 UNet in fp16 safetensors (half the bytes; it loads back as float32), the scheduler, the
-training config and loss log, the provenance manifest, the metrics and the model card. Left
-out: checkpoints and sample grids (only training needs them) and the autoencoder, which
+training config, loss log and sample grids, the provenance manifest, the metrics and the model
+card. Left out: checkpoints (only training needs them) and the autoencoder, which
 ships once, by name, in pddlib/weights (`pddlib.autoencoder.SHIPPED`).
 
 `working_copy` rebuilds a complete run folder from it under runs/, so everything that reads
@@ -28,8 +28,8 @@ NAME = "pd-reference"  # the shipped folder, pddlib/weights/pd-reference
 REFERENCE = "reference"  # what --model and from_run accept for it
 UNET_FILE = Path("unet") / "diffusion_pytorch_model.safetensors"
 # What a shipped folder holds besides the fp16 UNet (each copied when the run has it).
-KEPT = (runs.PIPELINE_INDEX, "scheduler", runs.CONFIG_FILE, runs.LOSS_LOG, "provenance",
-        "metrics.json", "README.md")
+KEPT = (runs.PIPELINE_INDEX, "scheduler", runs.CONFIG_FILE, runs.LOSS_LOG, runs.SAMPLES,
+        "provenance", "metrics.json", "README.md")
 
 
 def shipped_folder() -> Path:

@@ -20,3 +20,16 @@ def test_figures_from_a_fresh_runs_folder(tmp_path: Path, monkeypatch, capsys) -
             assert im.format == "PNG" and min(im.size) >= 100
     # Small files: README figures, not posters.
     assert max((tmp_path / "images" / n).stat().st_size for n in FIGURES) < 400_000
+
+
+def test_figures_from_a_named_model_folder_train_nothing(tmp_path: Path, monkeypatch,
+                                                         capsys) -> None:
+    from pddlib.course import course_config, course_model, course_run_dir
+
+    monkeypatch.setenv("PDD_FAST", "1")
+    course_model(fast=True, runs=tmp_path / "runs")
+    run = course_run_dir(course_config(fast=True), tmp_path / "runs")
+    capsys.readouterr()
+    assert main(["figures", "--model", str(run), "--out", str(tmp_path / "images")]) == 0
+    out = capsys.readouterr().out
+    assert "Training" not in out and out.count("wrote") == len(FIGURES)

@@ -30,10 +30,11 @@ def sample(pipe: PDDiffusionPipeline, seed: int = 0) -> torch.Tensor:
                 generator=torch.Generator().manual_seed(seed), output_type="pt").images
 
 
-def test_shipped_form_is_fp16_without_checkpoints_samples_or_autoencoder(run, tmp_path) -> None:
+def test_shipped_form_is_fp16_without_checkpoints_or_autoencoder(run, tmp_path) -> None:
     shipped = ship(run, tmp_path / "pd-test")
-    assert {p.name for p in shipped.iterdir()} == {
-        "model_index.json", "unet", "scheduler", "train_config.json", "loss.jsonl", "provenance"}
+    assert {p.name for p in shipped.iterdir()} == {"model_index.json", "unet", "scheduler",
+                                                   "train_config.json", "loss.jsonl", "samples",
+                                                   "provenance"}
     assert {t.dtype for t in load_file(shipped / UNET_FILE).values()} == {torch.float16}
     raw = (run / UNET_FILE).stat().st_size
     assert (shipped / UNET_FILE).stat().st_size < 0.55 * raw
