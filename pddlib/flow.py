@@ -9,6 +9,7 @@ k-diffusion's sampling.py.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -68,6 +69,6 @@ def sigmas(steps: int, shift: float = 1.0) -> torch.Tensor:
 def euler(v: Velocity, noise: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """Integrate dx/dt = v(x, t) from levels[0] down to levels[-1], one Euler step per gap."""
     x = noise
-    for t, t_next in zip(levels[:-1], levels[1:]):
+    for t, t_next in pairwise(levels):
         x = x + (t_next - t) * v(x, t.expand(len(x)))
     return x
