@@ -133,6 +133,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--conditional", action=argparse.BooleanOptionalAction, default=True,
                    help="class-conditional, for guidance (default); --no-conditional: not")
     p.add_argument("--max-steps", type=int, help="optimizer steps (default: the preset's)")
+    p.add_argument("--objective", choices=("v_prediction", "epsilon", "flow"),
+                   help="what the UNet learns to predict (default: the preset's); flow: flow "
+                        "matching, unweighted")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--seed", type=int, default=0)
 
@@ -144,6 +147,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         overrides = {"conditional": args.conditional, "seed": args.seed}
         if args.max_steps is not None:
             overrides["max_steps"] = args.max_steps
+        if args.objective is not None:  # flow matching has no min-SNR weighting
+            overrides["prediction_type"] = args.objective
+            if args.objective == "flow":
+                overrides["snr_gamma"] = None
         config = recipe(args.preset, **overrides)
         # Train on the train split: the held-out images stay unseen for evaluation.
         result = train(config, load_images(args.data, split="train"), args.out,

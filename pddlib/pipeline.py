@@ -71,7 +71,7 @@ class PDDiffusionPipeline(DiffusionPipeline):
     def with_scheduler(self, name: str) -> PDDiffusionPipeline:
         """A new pipeline sharing this UNet with the sampler `name` (this one is unchanged)."""
         # Latents are not bounded like pixels: never clip them to [-1, 1].
-        scheduler = make_scheduler(name, self.scheduler.config, clip_sample=self.vae is None)
+        scheduler = make_scheduler(name, self.scheduler, clip_sample=self.vae is None)
         new = type(self)(self.unet, scheduler, self.vae)
         new.set_progress_bar_config(**getattr(self, "_progress_bar_config", {"disable": True}))
         return new
@@ -171,12 +171,15 @@ class PDDiffusionPipeline(DiffusionPipeline):
         # Set the timesteps first: init_noise_sigma of Euler-type schedulers depends on them
         # (scaling by the previous call's value would make results depend on call order).
         scheduler.set_timesteps(num_inference_steps, device=device)
-        latents = latents.to(device=device, dtype=unet.dtype) * scheduler.init_noise_sigma
+        # Flow-matching schedulers start at unit noise and take the UNet's input as it is.
+        sigma = getattr(scheduler, "init_noise_sigma", 1.0)
+        latents = latents.to(device=device, dtype=unet.dtype) * sigma
+        scale = getattr(scheduler, "scale_model_input", lambda x, t: x)
 
         for i, t in enumerate(self.progress_bar(scheduler.timesteps)):
             guide = guided and lo <= float(t) / t_max <= hi
             x_in = torch.cat([latents, latents]) if guide else latents
-            x_in = scheduler.scale_model_input(x_in, t)
+            x_in = scale(x_in, t)
             out = unet(x_in, t, class_labels=labels if guide or not guided
                        else labels[:batch_size]).sample
             if guide:

@@ -30,7 +30,7 @@ from pathlib import Path
 import datasets
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
+from diffusers import AutoencoderKL, DDPMScheduler, FlowMatchEulerDiscreteScheduler, UNet2DModel
 from diffusers.training_utils import EMAModel
 
 from pddlib import runs
@@ -39,6 +39,7 @@ from pddlib.checkpoint import load_checkpoint, read_state, save_checkpoint
 from pddlib.data.checks import require_accepted
 from pddlib.data.transforms import to_tensor
 from pddlib.defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS
+from pddlib.flow import TIMESTEPS, flow_loss, logit_normal_times, shift_times
 from pddlib.models import TINY, TINY_LATENT, ModelConfig, build_unet, get_preset, null_class
 from pddlib.noise import snr as snr_of
 from pddlib.pipeline import PDDiffusionPipeline
@@ -72,11 +73,15 @@ class TrainConfig:
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.99)
     grad_clip: float = 1.0  # max global gradient norm
-    prediction_type: str = "v_prediction"  # what the UNet predicts: "v_prediction" or "epsilon"
+    # What the UNet predicts: "v_prediction", "epsilon", or "flow" (flow matching: the velocity
+    # noise - x0 along the straight path, pddlib.flow; it needs snr_gamma=None).
+    prediction_type: str = "v_prediction"
     snr_gamma: float | None = 5.0  # min-SNR-gamma loss weighting; None for plain MSE
     beta_schedule: str = "squaredcos_cap_v2"  # diffusers beta schedule of the training noise
     num_train_timesteps: int = 1000
-    timestep_shift: float = 1.0  # > 1 draws high-noise timesteps more often (draw_timesteps)
+    # > 1 draws high-noise timesteps more often (draw_timesteps); for flow matching it shifts
+    # the logit-normal training times and the sampler's noise levels alike.
+    timestep_shift: float = 1.0
     ema_decay: float = 0.999  # upper bound of the EMA decay
     ema_power: float = 0.75  # EMA warm-up: decay = 1 - (1 + step) ** -power, capped above
     label_dropout: float = 0.1  # fraction of labels replaced by the null class (for guidance)
@@ -262,7 +267,7 @@ class Batch:
     index: torch.Tensor  # (B,) rows of the dataset
     flip: torch.Tensor  # (B,) bool
     drop: torch.Tensor  # (B,) bool: label replaced by the null class
-    timesteps: torch.Tensor  # (B,) long
+    timesteps: torch.Tensor  # (B,) long; flow matching: float times in (0, 1)
     noise: torch.Tensor  # (B, 3, S, S)
 
     def part(self, i: int, parts: int) -> Batch:
@@ -281,6 +286,13 @@ def draw_timesteps(n: int, num_train_timesteps: int, shift: float,
     return (u * num_train_timesteps).long().clamp(max=num_train_timesteps - 1)
 
 
+def draw_times(config: TrainConfig, n: int, generator: torch.Generator) -> torch.Tensor:
+    """n training timesteps, or for flow matching n shifted logit-normal times in (0, 1)."""
+    if config.prediction_type == "flow":
+        return shift_times(logit_normal_times(n, generator), config.timestep_shift)
+    return draw_timesteps(n, config.num_train_timesteps, config.timestep_shift, generator)
+
+
 def draw_batch(config: TrainConfig, step: int, n: int) -> Batch:
     """All random draws of one optimizer step, a pure function of (seed, step)."""
     g = step_generator(config.seed, step)
@@ -289,7 +301,7 @@ def draw_batch(config: TrainConfig, step: int, n: int) -> Batch:
         index=batch_indices(config.seed, step, b, n),
         flip=(torch.rand(b, generator=g) < 0.5) & config.hflip,
         drop=torch.rand(b, generator=g) < config.label_dropout,
-        timesteps=draw_timesteps(b, config.num_train_timesteps, config.timestep_shift, g),
+        timesteps=draw_times(config, b, g),
         noise=torch.randn(b, config.model_config.in_channels, s, s, generator=g),
     )
 
@@ -297,8 +309,28 @@ def draw_batch(config: TrainConfig, step: int, n: int) -> Batch:
 # ---------------------------------------------------------------- objective and schedule
 
 
-def noise_scheduler(config: TrainConfig) -> DDPMScheduler:
+PREDICTION_TYPES = ("v_prediction", "epsilon", "flow")
+NoiseSchedule = DDPMScheduler | FlowMatchEulerDiscreteScheduler
+
+
+def check_objective(config: TrainConfig) -> None:
+    """Refuse objective settings that do not go together, naming the fix."""
+    if config.prediction_type not in PREDICTION_TYPES:
+        raise ValueError(f"Unknown prediction_type {config.prediction_type!r}; choose one of "
+                         f"{list(PREDICTION_TYPES)}.")
+    if config.prediction_type == "flow" and config.snr_gamma is not None:
+        raise ValueError("Flow matching weights every time alike: set snr_gamma=None "
+                         "(min-SNR weighting is for the DDPM objectives).")
+    if config.prediction_type == "flow" and config.num_train_timesteps != TIMESTEPS:
+        raise ValueError(f"Flow matching calls the UNet at timestep {TIMESTEPS} t: keep "
+                         f"num_train_timesteps={TIMESTEPS}.")
+
+
+def noise_scheduler(config: TrainConfig) -> NoiseSchedule:
     """The training noise schedule; samplers are built from its config."""
+    if config.prediction_type == "flow":
+        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=TIMESTEPS,
+                                               shift=config.timestep_shift)
     # "trailing" only affects sampling (set_timesteps): few-step samplers start at t = T - 1.
     return DDPMScheduler(num_train_timesteps=config.num_train_timesteps,
                          beta_schedule=config.beta_schedule,
@@ -306,10 +338,12 @@ def noise_scheduler(config: TrainConfig) -> DDPMScheduler:
 
 
 def diffusion_loss(
-    unet: torch.nn.Module, scheduler: DDPMScheduler, x0: torch.Tensor, noise: torch.Tensor,
+    unet: torch.nn.Module, scheduler: NoiseSchedule, x0: torch.Tensor, noise: torch.Tensor,
     timesteps: torch.Tensor, class_labels: torch.Tensor | None, snr_gamma: float | None,
 ) -> torch.Tensor:
-    """Weighted MSE between the UNet's prediction and its target (noise or v); a scalar."""
+    """Weighted MSE between the UNet's prediction and its target (noise, v or velocity); a scalar."""
+    if isinstance(scheduler, FlowMatchEulerDiscreteScheduler):
+        return flow_loss(unet, x0, noise, timesteps, class_labels)
     x_t = scheduler.add_noise(x0, noise, timesteps)
     v = scheduler.config.prediction_type == "v_prediction"
     target = scheduler.get_velocity(x0, noise, timesteps) if v else noise
@@ -458,7 +492,7 @@ def sample_grid(unet: UNet2DModel, ema: EMAModel, config: TrainConfig, path: Pat
 # ---------------------------------------------------------------- the loop
 
 
-def train_step(accelerator, model, optimizer, ema: EMAModel, scheduler: DDPMScheduler,
+def train_step(accelerator, model, optimizer, ema: EMAModel, scheduler: NoiseSchedule,
                config: TrainConfig, batch: Batch, data: TrainingData, null: int | None) -> float:
     """One optimizer step over this process's share of `batch`; the loss averaged over processes."""
     world, rank, dev = accelerator.num_processes, accelerator.process_index, accelerator.device
@@ -508,6 +542,7 @@ def train(
     if config.batch_size % (world * config.grad_accum):
         raise ValueError(f"batch_size={config.batch_size} must be divisible by processes x "
                          f"grad_accum = {world} x {config.grad_accum}.")
+    check_objective(config)
     require_accepted(dataset)  # nothing is trained on without an accepted licence decision
     class_names = class_names_of_dataset(dataset) if config.conditional else None
     fingerprint = dataset_fingerprint(dataset)

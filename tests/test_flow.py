@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from diffusers import FlowMatchEulerDiscreteScheduler
 
 from pddlib import flow, noise
-from pddlib.models import TINY_LATENT, build_unet
+from pddlib.models import TINY, TINY_LATENT, build_unet
+from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.pixels import model_to_unit
 
 
 def draws(seed: int = 0, n: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,3 +72,30 @@ def test_the_hand_written_euler_loop_is_diffusers_flow_match_euler(shift: float)
         for t in scheduler.timesteps:
             x = scheduler.step(unet(x, t).sample, t, x).prev_sample
     assert torch.allclose(ours, x, atol=1e-5)
+
+
+def test_the_pipeline_samples_a_flow_model_as_the_hand_written_loop_does() -> None:
+    unet = build_unet(TINY, ["a", "b"], seed=0).eval()
+    pipe = PDDiffusionPipeline(unet, FlowMatchEulerDiscreteScheduler(shift=3.0)).with_scheduler("euler")
+    start = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    got = pipe(2, class_labels=["a", "b"], num_inference_steps=4, latents=start,
+               output_type="pt").images
+    labels = torch.tensor([0, 1])
+    with torch.no_grad():
+        ours = flow.euler(lambda x, t: unet(x, 1000 * t, class_labels=labels).sample, start,
+                          flow.sigmas(4, 3.0))
+    assert torch.allclose(got, model_to_unit(ours), atol=1e-5)
+
+
+def test_a_flow_model_samples_only_with_its_own_family() -> None:
+    pipe = PDDiffusionPipeline(build_unet(TINY, seed=0), FlowMatchEulerDiscreteScheduler())
+    assert pipe.with_scheduler("euler-a").scheduler.config.stochastic_sampling is True
+    assert pipe.with_scheduler("euler").scheduler.config.stochastic_sampling is False
+    with pytest.raises(ValueError, match=r"trained with flow matching: sample it with one of "
+                                         r"\['euler', 'euler-a'\], not 'ddim'"):
+        pipe.with_scheduler("ddim")
+    one = pipe.with_scheduler("euler-a")(1, num_inference_steps=3,
+                                         generator=torch.Generator().manual_seed(0)).images
+    again = pipe.with_scheduler("euler-a")(1, num_inference_steps=3,
+                                           generator=torch.Generator().manual_seed(0)).images
+    assert np.array_equal(np.asarray(one[0]), np.asarray(again[0]))

@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 from pddlib.data.schema import features
 from pddlib.defaults import DEFAULT_SCHEDULER
+from pddlib.models import TINY, build_unet
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.runs import latest_checkpoint, read_loss_log
 from pddlib.schedulers import SCHEDULERS
@@ -218,8 +219,6 @@ def test_objective_is_noise_prediction_mse_with_min_snr_weights() -> None:
 
 
 def test_v_prediction_objective_is_min_snr_weighted_mse_on_v() -> None:
-    from pddlib.models import TINY, build_unet
-
     sched = noise_scheduler(TrainConfig())
     unet = build_unet(TINY, NAMES, seed=0)
     g = torch.Generator().manual_seed(0)
@@ -237,6 +236,37 @@ def test_v_prediction_objective_is_min_snr_weighted_mse_on_v() -> None:
     snr = sched.alphas_cumprod[t] / (1 - sched.alphas_cumprod[t])
     expected = (snr.clamp(max=5.0) / (snr + 1) * per_image).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_flow_matching_trains_on_shifted_times_and_saves_its_own_sampler(ds, tmp_path) -> None:
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from pddlib.flow import flow_loss
+
+    cfg = tiny_config(prediction_type="flow", snr_gamma=None, timestep_shift=3.0, sample_every=2)
+    t = draw_batch(replace(cfg, batch_size=4096), 0, len(ds)).timesteps
+    assert t.is_floating_point() and 0 < t.min() and t.max() < 1 and t.median() > 0.7
+    sched = noise_scheduler(cfg)
+    assert isinstance(sched, FlowMatchEulerDiscreteScheduler) and sched.config.shift == 3.0
+    unet, x0 = build_unet(TINY, NAMES, seed=0), torch.rand(2, 3, 16, 16) * 2 - 1
+    noise, times, labels = torch.randn(2, 3, 16, 16), torch.tensor([0.2, 0.8]), torch.tensor([0, 1])
+    assert torch.equal(diffusion_loss(unet, sched, x0, noise, times, labels, None),
+                       flow_loss(unet, x0, noise, times, labels))
+
+    result = train(cfg, ds, tmp_path)
+    assert math.isfinite(result.loss) and (tmp_path / "samples" / "step-000002.png").is_file()
+    pipe = PDDiffusionPipeline.from_run(tmp_path)
+    assert isinstance(pipe.scheduler, FlowMatchEulerDiscreteScheduler)
+    assert pipe.scheduler.config.stochastic_sampling is (DEFAULT_SCHEDULER == "euler-a")
+    assert pipe.with_scheduler("euler")(1, class_labels="red", num_inference_steps=2).images
+
+
+def test_objectives_that_do_not_go_together_are_refused(ds, tmp_path) -> None:
+    with pytest.raises(ValueError, match="set snr_gamma=None"):
+        train(tiny_config(prediction_type="flow"), ds, tmp_path)
+    with pytest.raises(ValueError, match=r"Unknown prediction_type 'sample'; choose one of"):
+        train(tiny_config(prediction_type="sample"), ds, tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
 def test_cli_train_then_sample(ds, tmp_path: Path, monkeypatch, capsys) -> None:
@@ -262,6 +292,12 @@ def test_cli_train_then_sample(ds, tmp_path: Path, monkeypatch, capsys) -> None:
     # Conditional by default, as TrainConfig is; the command renders the card after training.
     assert json.loads((out / "train_config.json").read_text())["conditional"] is True
     assert "Classes: blue, red." in (out / "README.md").read_text()
+    flow = tmp_path / "flow"
+    assert cli.main(["train", "--data", str(folder), "--out", str(flow), "--objective", "flow",
+                     "--max-steps", "2"]) == 0
+    assert {k: json.loads((flow / "train_config.json").read_text())[k]
+            for k in ("prediction_type", "snr_gamma")} == {"prediction_type": "flow",
+                                                          "snr_gamma": None}
     uncond = tmp_path / "uncond"
     assert cli.main(["train", "--data", str(folder), "--out", str(uncond), "--no-conditional",
                      "--max-steps", "2"]) == 0
