@@ -23,7 +23,8 @@ from pddlib.schedulers import NAMES as SCHEDULER_NAMES
 
 MODEL_HELP = 'a `pddlib train` folder, or "reference" (the model shipped with pddlib)'
 
-SCHEDULER_HELP = ", ".join(SCHEDULER_NAMES) + f" (default {DEFAULT_SCHEDULER})"
+SCHEDULER_HELP = (", ".join(SCHEDULER_NAMES) + f" (default {DEFAULT_SCHEDULER}); a flow-matching "
+                  "model: euler or euler-a")
 
 
 def add_course(sub: argparse._SubParsersAction) -> None:

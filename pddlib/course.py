@@ -88,15 +88,42 @@ def course_config(conditional: bool = True, fast: bool = False):
     return recipe("cpu-latent", conditional=conditional)
 
 
-def course_run_dir(config, runs: Path | None = None) -> Path:
-    """The run folder of a course config: runs/course-<kind>-<cond>-<hash of the config>."""
+def course_run_dir(config, runs: Path | None = None, name: str = "course") -> Path:
+    """The run folder of a config: runs/<name>-<kind>-<cond>-<hash of the config>."""
     import hashlib
     import json
 
     tag = hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
     kind = "fast" if config.model is not None else config.preset
     cond = "cond" if config.conditional else "uncond"
-    return (runs or runs_dir()) / f"course-{kind}-{cond}-{tag}"
+    return (runs or runs_dir()) / f"{name}-{kind}-{cond}-{tag}"
+
+
+def trained_run(config, data="openclipart", *, name: str = "course", runs: Path | None = None,
+                what: str | None = None) -> Path:
+    """The run folder of `config`, trained now (or resumed) unless runs/ holds it finished.
+
+    The folder's name carries a hash of the config, so only a compatible, finished run is
+    reused. `data` is a source for load_images (its train split) or a datasets.Dataset;
+    `what` names the model in the messages.
+    """
+    from pddlib.provenance import write_card
+    from pddlib.training import train
+
+    out, what = course_run_dir(config, runs, name), what or f"the {name} model"
+    ckpt = latest_checkpoint(out)
+    if trained_steps(out) >= config.max_steps:
+        print(f"Loaded {what} from {out} ({config.max_steps} steps, trained earlier).")
+        return out
+    verb = f"Resuming {what} in {out} from {ckpt.name}" if ckpt else f"Training {what} into {out}"
+    print(f"{verb}: {config.max_steps} steps (no finished model there yet).")
+    if isinstance(data, (str, Path)):
+        from pddlib.data import load_images
+
+        data = load_images(data, split="train")
+    train(config, data, out, resume=True)
+    write_card(out)
+    return out
 
 
 def explore_model(fast: bool | None = None, *, runs: Path | None = None,
@@ -131,28 +158,12 @@ def course_model(conditional: bool = True, fast: bool | None = None, *, data="op
                  runs: Path | None = None):
     """A trained PDDiffusionPipeline for notebooks 03-07: loaded from runs/ or trained now.
 
-    The run folder's name carries a hash of the training config, so only a compatible, finished
-    run is reused; a half-finished one is resumed. `data` is a source for load_images (its train
-    split) or a datasets.Dataset. FAST mode (PDD_FAST=1) trains the tiny model for a few steps.
+    A half-finished run is resumed (`trained_run`). FAST mode (PDD_FAST=1) trains the tiny
+    model for a few steps.
     """
     from pddlib.pipeline import PDDiffusionPipeline
-    from pddlib.provenance import write_card
-    from pddlib.training import train
 
     fast = os.environ.get("PDD_FAST") == "1" if fast is None else fast
     config = course_config(conditional, fast)
-    out = course_run_dir(config, runs)
-    ckpt = latest_checkpoint(out)
-    if trained_steps(out) >= config.max_steps:
-        print(f"Loaded the course model from {out} ({config.max_steps} steps, trained earlier).")
-    else:
-        what = "the tiny FAST-mode model" if fast else f"the {config.preset} course model"
-        verb = f"Resuming {what} in {out} from {ckpt.name}" if ckpt else f"Training {what} into {out}"
-        print(f"{verb}: {config.max_steps} steps (no finished model there yet).")
-        if isinstance(data, (str, Path)):
-            from pddlib.data import load_images
-
-            data = load_images(data, split="train")
-        train(config, data, out, resume=True)
-        write_card(out)
-    return PDDiffusionPipeline.from_run(out)
+    what = "the tiny FAST-mode model" if fast else f"the {config.preset} course model"
+    return PDDiffusionPipeline.from_run(trained_run(config, data, runs=runs, what=what))

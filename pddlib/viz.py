@@ -224,6 +224,14 @@ def closest_pairs(samples: np.ndarray, train: np.ndarray, index: Sequence[int],
 # ---------------------------------------------------------------- sampling figures (notebook 04)
 
 
+def by_class(images: np.ndarray, labels: Sequence[int], names: Sequence[str],
+             k: int = 8) -> dict[str, list[Image.Image]]:
+    """Class name -> the first k of its uint8 (N, S, S, 3) images: rows for `image_rows`."""
+    labels = np.asarray(labels)
+    return {name: [Image.fromarray(images[i]) for i in np.flatnonzero(labels == c)[:k]]
+            for c, name in enumerate(names)}
+
+
 def image_rows(rows: dict[str, torch.Tensor | Sequence[Image.Image]],
                col_labels: dict[str, Sequence[str]] | Sequence[str] | None = None, *,
                size: float = 1.3, title: str | None = None) -> NotebookFigure:

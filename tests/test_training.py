@@ -315,12 +315,18 @@ def test_cli_train_then_sample(ds, tmp_path: Path, monkeypatch, capsys) -> None:
 
 
 def test_course_model_trains_once_then_loads(ds, tmp_path: Path, capsys) -> None:
-    from pddlib.course import course_model
+    from pddlib.course import course_config, course_model, trained_run
 
     pipe = course_model(fast=True, data=ds, runs=tmp_path)
     assert "Training the tiny FAST-mode model" in capsys.readouterr().out
     assert pipe.class_names == NAMES
     again = course_model(fast=True, data=ds, runs=tmp_path)
-    assert "Loaded the course model" in capsys.readouterr().out
+    assert "Loaded the tiny FAST-mode model" in capsys.readouterr().out
     assert torch.equal(again.unet.conv_in.weight, pipe.unet.conv_in.weight)
     assert len(list(tmp_path.iterdir())) == 1
+    # Any other config gets its own folder, trained once and then reused.
+    twin = replace(course_config(fast=True), prediction_type="flow", snr_gamma=None)
+    folder = trained_run(twin, ds, name="objective", runs=tmp_path)
+    assert folder.name.startswith("objective-fast-cond-") and len(list(tmp_path.iterdir())) == 2
+    assert trained_run(twin, ds, name="objective", runs=tmp_path) == folder
+    assert "Loaded the objective model from" in capsys.readouterr().out
