@@ -339,11 +339,15 @@ def best_class(classes: list[str], metrics: dict) -> str | None:
     return max(known, key=known.get) if known else (classes[0] if classes else None)
 
 
-def usage_section(classes: list[str], license: str, example: str | None = None) -> list[str]:
+LOAD = 'PDDiffusionPipeline.from_pretrained("<this folder or Hub repo>")'
+
+
+def usage_section(classes: list[str], license: str, example: str | None = None,
+                  load: str = LOAD) -> list[str]:
     """Markdown lines on how to use the model, what for, its limits, and the licence."""
     return ["## How to use", "", "```python", "import torch",
             "from pddlib.pipeline import PDDiffusionPipeline", "",
-            'pipe = PDDiffusionPipeline.from_pretrained("<this folder or Hub repo>")',
+            f"pipe = {load}",
             "images = pipe(8, " + (f'class_labels="{example}", '
                                    f'guidance_scale={DEFAULT_GUIDANCE}, ' if example else "") +
             "num_inference_steps=25, generator=torch.Generator().manual_seed(0)).images",
@@ -386,12 +390,15 @@ def autoencoder_origin(model_dir: Path) -> str:
 
 def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
                model_name: str | None = None, example: str | None = None,
-               reproduce: str | None = None) -> str:
+               reproduce: str | None = None, looked: str | None = None,
+               load: str = LOAD) -> str:
     """The model card text (YAML front matter + Markdown) of a trained model folder.
 
     example: the class the usage snippet asks for (a class a person found the model draws);
     default: the one with the highest recorded per-class agreement. reproduce: the shell
-    commands that remake the model, shown in their own section.
+    commands that remake the model, shown in their own section. looked: a person's per-class
+    verdict on a sample grid, its own section beside the measurements. load: the Python
+    expression the usage snippet loads the model with.
     """
     from pddlib.models import CLASS_NAMES_KEY
 
@@ -405,11 +412,11 @@ def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
     unet_cfg = json.loads(unet.read_text("utf-8")) if unet.is_file() else {}
     classes = list(unet_cfg.get(CLASS_NAMES_KEY) or [])
     kind = "class-conditional" if config.get("conditional") else "unconditional"
-    what = (f"{unet_cfg.get('sample_size', '?')} px, diffusers `UNet2DModel`"
-            if not config.get("autoencoder") else
-            f"latent diffusion: a diffusers `UNet2DModel` on the {unet_cfg.get('sample_size', '?')}"
-            f" x {unet_cfg.get('sample_size', '?')} latents of the autoencoder in `vae/`, itself "
-            f"trained from scratch{autoencoder_origin(model_dir)}")
+    side = unet_cfg.get("sample_size", "?")
+    what = (f"{side} px, diffusers `UNet2DModel`" if not config.get("autoencoder") else
+            f"latent diffusion: a diffusers `UNet2DModel` on the {side} x {side} latents of the "
+            f"autoencoder `{config['autoencoder']}`, itself trained from scratch"
+            f"{autoencoder_origin(model_dir)}")
     lines = [f"# {model_name or model_dir.resolve().name}", "",
              (f"A {kind} diffusion model ({what}) trained from scratch with the PD-Diffusion "
               "course's `pddlib` on public-domain images only."), ""]
@@ -419,8 +426,10 @@ def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
     metrics = read_metrics(model_dir)
     if example is not None and example not in classes:
         raise ValueError(f"example {example!r} is not one of the model's classes: {classes}")
-    lines += metrics_section(metrics) + usage_section(classes, license,
-                                                      example or best_class(classes, metrics))
+    lines += metrics_section(metrics)
+    if looked:
+        lines += ["## Looked at, class by class", "", looked, ""]
+    lines += usage_section(classes, license, example or best_class(classes, metrics), load)
     if reproduce:
         lines += ["## Reproduce", "", "```bash", reproduce, "```", ""]
     return "---\n" + card_metadata(model_dir, rows, config, license) + "\n---\n\n" + "\n".join(lines)

@@ -1,7 +1,7 @@
 """Ship a finished run as the reference model: fp16 weights, measured as users get them, carded.
 
     OMP_NUM_THREADS=2 pddlib train --preset cpu-reference --out runs/reference
-    python scripts/ship_reference.py runs/reference [--n 256]   # -> pddlib/weights/pd-reference
+    python scripts/ship_reference.py runs/reference [--n 256] [--example CLASS] [--looked TEXT]
 
 The measurements (the judge's FD and per-class agreement, replication against the training
 images) are taken on a working copy rebuilt from the rounded fp16 weights, then written with
@@ -24,6 +24,8 @@ from pddlib.provenance import COMPUTE, PROVENANCE, eval_metrics, record_metrics,
 from pddlib.reference import NAME, ship, working_copy
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "pddlib" / "weights" / "pd-reference"
+# The shipped folder holds no autoencoder (pd-ae32 ships once, by name): load it by name.
+LOAD = 'PDDiffusionPipeline.from_run("reference")  # a working copy in runs/, with pd-ae32'
 
 
 def retrain_command(run: Path, example: str | None = None) -> str:
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=256, help="samples for each measurement")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps")
     p.add_argument("--example", help="class the card's usage example asks for")
+    p.add_argument("--looked", help="a person's per-class verdict on the sample grid (Markdown)")
     args = p.parse_args(argv)
     shipped = ship(args.run, args.out)
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         record_metrics(copy, eval_metrics(result))
         print(measure_replication(copy, n=args.n, steps=args.steps, guidance=DEFAULT_GUIDANCE,
                                   progress=False))
-        write_card(copy, model_name=NAME, example=args.example,
+        write_card(copy, model_name=NAME, example=args.example, looked=args.looked, load=LOAD,
                    reproduce=retrain_command(args.run, args.example))
         for name in ("metrics.json", "README.md"):
             shutil.copy2(copy / name, shipped / name)

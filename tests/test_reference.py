@@ -68,7 +68,8 @@ def test_shipped_folders_are_data_never_unpickled(run, tmp_path) -> None:
 def test_ship_script_measures_the_fp16_weights_and_writes_a_truthful_card(run, tmp_path,
                                                                            capsys) -> None:
     out = tmp_path / "pd-test"
-    assert ship_reference([str(run), "--out", str(out), "--n", "16", "--steps", "2"]) == 0
+    assert ship_reference([str(run), "--out", str(out), "--n", "16", "--steps", "2",
+                           "--looked", "**Recognisable:** circles."]) == 0
     assert "shipped" in capsys.readouterr().out
     metrics = read_metrics(out)
     assert {"FD-pdshape", "replication"} <= set(metrics)
@@ -80,6 +81,10 @@ def test_ship_script_measures_the_fp16_weights_and_writes_a_truthful_card(run, t
     assert "24" in card and "public domain" in card.lower()
     assert card.startswith("---") and "# pd-reference" in card  # named as shipped, not as the copy
     assert "## Reproduce" in card and "--max-steps 4 --seed 0" in card
+    assert "## Looked at, class by class\n\n**Recognisable:** circles." in card
+    # The shipped folder has no vae/: the snippet loads it by name, autoencoder and all.
+    assert 'pipe = PDDiffusionPipeline.from_run("reference")' in card
+    assert "from_pretrained" not in card and "`vae/`" not in card
 
 
 def test_notebooks_explore_your_model_else_the_reference(run, tmp_path, capsys) -> None:
