@@ -48,15 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="denoising steps")
     p.add_argument("--example", help="class the card's usage example asks for")
     p.add_argument("--looked", help="a person's per-class verdict on the sample grid (Markdown)")
+    p.add_argument("--card-only", action="store_true",
+                   help="rewrite only the card of the shipped folder, from its recorded metrics")
     args = p.parse_args(argv)
-    shipped = ship(args.run, args.out)
+    shipped = args.out if args.card_only else ship(args.run, args.out)
     with tempfile.TemporaryDirectory() as tmp:
         copy = working_copy(shipped, tmp)
-        result = evaluate_model(copy, EvalConfig(n=args.n, steps=args.steps), progress=False)
-        print(result)
-        record_metrics(copy, eval_metrics(result))
-        print(measure_replication(copy, n=args.n, steps=args.steps, guidance=DEFAULT_GUIDANCE,
-                                  progress=False))
+        if not args.card_only:
+            result = evaluate_model(copy, EvalConfig(n=args.n, steps=args.steps), progress=False)
+            print(result)
+            record_metrics(copy, eval_metrics(result))
+            print(measure_replication(copy, n=args.n, steps=args.steps,
+                                      guidance=DEFAULT_GUIDANCE, progress=False))
         write_card(copy, model_name=NAME, example=args.example, looked=args.looked, load=LOAD,
                    reproduce=retrain_command(args.run, args.example))
         for name in ("metrics.json", "README.md"):
