@@ -1,6 +1,7 @@
 """Can a similarity threshold tell a memorising model's samples from new real images?
 
     python benchmarks/copy_guard.py [--n 64]
+    python benchmarks/copy_guard.py --judged reference-9000   # samples judge_samples.py kept
 
 Trains (or reuses, in runs/) notebook 06's two small unconditional 16 px models: one on 16
 training images (it memorises), one on the whole train split (it does not). For N samples of
@@ -10,7 +11,9 @@ similarity (mirror images included) in three spaces, and the fraction above each
   pdcls  cosine of the pdcls judge's centred features;
   ink    cosine of the "ink" (1 - value) vectors: blind to how faint a copy is drawn.
 The background is the same measure for each training image against the rest of the train split:
-the data set's own near-duplicate rate. Results are recorded in benchmarks/RESULTS.md.
+the data set's own near-duplicate rate. --judged NAME scores instead the samples that
+benchmarks/judge_samples.py kept in runs/judged/NAME.npz (e.g. the reference model, which
+copies), at their own resolution. Results are recorded in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -65,11 +68,16 @@ def similarities(queries: np.ndarray, train, background: bool = False) -> dict[s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--judged", help="score runs/judged/NAME.npz instead of notebook 06's models")
     args = ap.parse_args()
     split = load_images("openclipart", split="train")
-    held = as_uint8(load_images("openclipart", split="heldout"), size=16)
     rows = {}
-    for n in (16, len(split)):
+    if args.judged:
+        images = np.load(f"runs/judged/{args.judged}.npz")["images"]
+        rows[f"samples of {args.judged}"] = similarities(images, split)
+    held = as_uint8(load_images("openclipart", split="heldout"),
+                    size=images.shape[1] if args.judged else 16)
+    for n in () if args.judged else (16, len(split)):
         data = split.shuffle(seed=0).select(range(n))
         run = course_run_dir(CONFIG).with_name(f"06-n{n}-" + course_run_dir(CONFIG).name[-8:])
         train(CONFIG, data, run, resume=True)
