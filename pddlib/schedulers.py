@@ -33,11 +33,6 @@ def is_flow(scheduler) -> bool:
     return type(scheduler).__name__ == FLOW
 
 
-def names_for(scheduler) -> tuple[str, ...]:
-    """The sampler names a model with this scheduler can use."""
-    return FLOW_NAMES if is_flow(scheduler) else NAMES
-
-
 def make_scheduler(name: str, scheduler, clip_sample: bool = True):
     """A fresh sampler `name` of `scheduler`'s family, on its noise schedule (its config).
 
