@@ -60,6 +60,14 @@ def build_autoencoder(config: AutoencoderConfig) -> AutoencoderKL:
             layers_per_block=config.layers_per_block, norm_num_groups=config.norm_num_groups)
 
 
+def autoencoder_loss(vae: AutoencoderKL, x: torch.Tensor, kl_weight: float,
+                     generator: torch.Generator) -> torch.Tensor:
+    """Reconstruction MSE of a latent drawn from the encoder's posterior, plus kl_weight x KL."""
+    post = vae.encode(x).latent_dist
+    z = post.mean + post.std * torch.randn(post.mean.shape, generator=generator)
+    return F.mse_loss(vae.decode(z).sample, x) + kl_weight * post.kl().mean()
+
+
 def train_autoencoder(x: torch.Tensor, config: AutoencoderConfig = AutoencoderConfig(),
                       progress: bool = True) -> AutoencoderKL:
     """Train on images x (N, 3, S, S) in [-1, 1] (random flips); set the latent scaling factor."""
@@ -72,9 +80,7 @@ def train_autoencoder(x: torch.Tensor, config: AutoencoderConfig = AutoencoderCo
     for _ in tqdm(range(config.steps), desc="autoencoder", disable=not progress):
         idx = torch.randint(0, len(x), (b,), generator=g)
         xb = torch.where(torch.rand(b, 1, 1, 1, generator=g) < 0.5, x[idx].flip(-1), x[idx])
-        post = vae.encode(xb).latent_dist
-        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
-        loss = F.mse_loss(vae.decode(z).sample, xb) + config.kl_weight * post.kl().mean()
+        loss = autoencoder_loss(vae, xb, config.kl_weight, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

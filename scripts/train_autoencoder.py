@@ -20,26 +20,9 @@ from pathlib import Path
 
 import torch
 
-from pddlib.autoencoder import (
-    AutoencoderConfig,
-    decode,
-    encode,
-    save_autoencoder,
-    train_autoencoder,
-)
-from pddlib.data import load_images, to_tensor, to_uint8
-from pddlib.metrics import fd
-
-
-def describe(vae, held, config: AutoencoderConfig, seconds: float) -> dict:
-    """Training time and how well vae reconstructs the held-out images."""
-    xh = to_tensor(held["image"], config.sample_size)
-    recon = decode(vae, encode(vae, xh)).clamp(-1, 1)
-    rms = float(((recon - xh) / 2).pow(2).mean().sqrt())
-    return {"seconds": round(seconds, 1), "threads": torch.get_num_threads(),
-            "heldout_rms_pixel_error": round(rms, 4),
-            "heldout_fd_pdshape_of_reconstructions": round(
-                fd(held, to_uint8(recon), progress=False), 2)}
+from pddlib.autoencoder import AutoencoderConfig, save_autoencoder, train_autoencoder
+from pddlib.course import autoencoder_report
+from pddlib.data import load_images, to_tensor
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     if args.fp16:
         vae = vae.half().float()
-    record = describe(vae, held, config, seconds)
+    record = autoencoder_report(vae, held, seconds)
     record["command"] = " ".join(["python scripts/train_autoencoder.py", *sys.argv[1:]])
     record["data"] = (f"openclipart train split, {len(train)} images, public domain "
                       "(pddlib/data/DATASHEET.md); no pretrained weights")

@@ -112,3 +112,52 @@ def test_a_latent_run_carries_its_autoencoders_provenance_into_the_card(data, ae
     assert (run / "vae" / "training.json").is_file()
     card = build_card(run)
     assert "latent diffusion" in card and "on the synthetic" in card
+
+
+def test_the_autoencoder_loss_is_the_reconstruction_error_plus_the_weighted_kl(data) -> None:
+    from pddlib.autoencoder import autoencoder_loss, build_autoencoder
+
+    vae = build_autoencoder(TINY_AE)
+    x = to_tensor(data["image"], 16)[:4]
+    post = vae.encode(x).latent_dist
+    z = post.mean + post.std * torch.randn(post.mean.shape,
+                                           generator=torch.Generator().manual_seed(3))
+    kl = 0.5 * (post.mean ** 2 + post.var - 1 - post.logvar).sum(dim=(1, 2, 3)).mean()
+    expected = ((vae.decode(z).sample - x) ** 2).mean() + 0.5 * kl
+    got = autoencoder_loss(vae, x, 0.5, torch.Generator().manual_seed(3))
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_a_course_autoencoder_is_trained_once_with_its_record_and_manifest(tmp_path,
+                                                                          capsys) -> None:
+    from pddlib.autoencoder import training_record
+    from pddlib.course import trained_autoencoder
+    from pddlib.data import load_images
+    from pddlib.provenance import read_manifest, verify_manifest
+
+    folder = trained_autoencoder(TINY_AE, runs=tmp_path)
+    assert folder.parent == tmp_path and folder.name.startswith("autoencoder-")
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no partial folder left
+    record = training_record(folder)
+    assert record["config"]["steps"] == 2 and record["seconds"] > 0
+    assert 0 < record["heldout_rms_pixel_error"] < 1
+    assert record["heldout_fd_pdshape_of_reconstructions"] > 0
+    assert "openclipart train split" in record["data"]
+    rows = read_manifest(folder)
+    assert [r["sha1"] for r in rows] == load_images("openclipart", split="train")["sha1"]
+    assert verify_manifest(rows) == []
+    assert load_autoencoder(folder).config.latent_channels == 4
+
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    before = weights.stat().st_mtime_ns
+    capsys.readouterr()
+    assert trained_autoencoder(TINY_AE, runs=tmp_path) == folder
+    assert "trained earlier" in capsys.readouterr().out
+    assert weights.stat().st_mtime_ns == before
+    # Another config is another folder; an interrupted one (no training.json) trains again.
+    other = trained_autoencoder(replace(TINY_AE, seed=1), runs=tmp_path)
+    assert other != folder
+    (other / "training.json").unlink()
+    trained_autoencoder(replace(TINY_AE, seed=1), runs=tmp_path)
+    assert (other / "training.json").is_file()
+    assert "Training an autoencoder" in capsys.readouterr().out

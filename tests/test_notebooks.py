@@ -21,7 +21,7 @@ ALLOWED_METADATA = {"kernelspec", "language_info", "colab"}
 SYLLABUS = [
     "01_collect_public_domain_images", "02_forward_noising", "03_train_a_unet",
     "04_seeds_steps_guidance", "05_measuring_quality_fid", "06_does_it_copy", "07_model_card",
-    "08_flow_matching",
+    "08_flow_matching", "09_latent_diffusion",
 ]
 
 
