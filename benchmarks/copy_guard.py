@@ -6,12 +6,15 @@
 Trains (or reuses, in runs/) notebook 06's two small unconditional 16 px models: one on 16
 training images (it memorises), one on the whole train split (it does not). For N samples of
 each, and for the real held-out images against the train split, it prints the nearest-training
-similarity (mirror images included) in three spaces, and the fraction above each threshold:
-  pixel  1 - RMS difference on [0, 1] values (check_copies' default space);
+similarity (mirror images included) in four spaces, and the fraction above each threshold:
+  pixel  1 - RMS difference on [0, 1] values;
+  pdcopy cosine of the copy-detection descriptors (pddlib.metrics.copydetect; check_copies'
+         default space);
   pdcls  cosine of the pdcls judge's centred features;
   ink    cosine of the "ink" (1 - value) vectors: blind to how faint a copy is drawn.
 The background is the same measure for each training image against the rest of the train split:
-the data set's own near-duplicate rate. --judged NAME scores instead the samples that
+the data set's own near-duplicate rate. The 16-image model's control is the held-out images
+against the same 16 images. --judged NAME scores instead the samples that
 benchmarks/judge_samples.py kept in runs/judged/NAME.npz (e.g. the reference model, which
 copies), at their own resolution. Results are recorded in benchmarks/RESULTS.md.
 """
@@ -36,7 +39,8 @@ SMALL = ModelConfig(sample_size=16, block_out_channels=(32, 64, 64), attention=(
                     layers_per_block=1, norm_num_groups=8)
 CONFIG = TrainConfig(model=SMALL, conditional=False, max_steps=400, batch_size=16, lr=2e-3,
                      warmup_steps=50, checkpoint_every=10_000, sample_every=0, seed=0)
-THRESHOLDS = {"pixel": (0.90, 0.95), "pdcls": (0.95, 0.99), "ink": (0.90, 0.95, 0.97)}
+THRESHOLDS = {"pixel": (0.90, 0.95), "pdcopy": (0.6, 0.7, 0.8, 0.9), "pdcls": (0.95, 0.99),
+              "ink": (0.90, 0.95, 0.97)}
 
 
 def ink_vectors(images: np.ndarray) -> np.ndarray:
@@ -56,10 +60,10 @@ def ink_similarity(queries: np.ndarray, train: np.ndarray, exclude_self: bool = 
 
 def similarities(queries: np.ndarray, train, background: bool = False) -> dict[str, np.ndarray]:
     """{space: nearest-training similarity (N,)}; background: train against itself."""
-    rep = replication(queries, train, spaces=("pixel", "pdcls"), background=background,
-                      progress=False)
+    spaces = ("pixel", "pdcopy", "pdcls")
+    rep = replication(queries, train, spaces=spaces, background=background, progress=False)
     part = "background" if background else "neighbours"
-    out = {s: getattr(rep[s], part).similarity for s in ("pixel", "pdcls")}
+    out = {s: getattr(rep[s], part).similarity for s in spaces}
     t = as_uint8(train, size=queries.shape[1])
     out["ink"] = ink_similarity(t if background else queries, t, exclude_self=background)
     return out
@@ -71,10 +75,11 @@ def main() -> None:
     ap.add_argument("--judged", help="score runs/judged/NAME.npz instead of notebook 06's models")
     args = ap.parse_args()
     split = load_images("openclipart", split="train")
-    rows = {}
+    rows, cases = {}, {}  # cases: name -> (queries, their training set) for the calibrated guard
     if args.judged:
         images = np.load(f"runs/judged/{args.judged}.npz")["images"]
         rows[f"samples of {args.judged}"] = similarities(images, split)
+        cases[f"samples of {args.judged}"] = (images, split)
     held = as_uint8(load_images("openclipart", split="heldout"),
                     size=images.shape[1] if args.judged else 16)
     for n in () if args.judged else (16, len(split)):
@@ -84,7 +89,12 @@ def main() -> None:
         images, _ = generate_samples(PDDiffusionPipeline.from_run(run), args.n, steps=25,
                                      seed=0, progress=False)
         rows[f"samples of the {n}-image model"] = similarities(images, data)
+        cases[f"samples of the {n}-image model"] = (images, data)
+        if n == 16:
+            rows["held-out real images vs those 16"] = similarities(held, data)
+            cases["held-out real images vs those 16"] = (held, data)
     rows["held-out real images"] = similarities(held, split)
+    cases["held-out real images"] = (held, split)
     rows["background (train vs rest of train)"] = similarities(held, split, background=True)
     for space, thresholds in THRESHOLDS.items():
         print(f"\n{space}: median similarity, and fraction above " + ", ".join(map(str, thresholds)))
@@ -92,6 +102,11 @@ def main() -> None:
             s = sims[space]
             print(f"  {name:<38} n={len(s):5d} median {np.median(s):.3f}  "
                   + "  ".join(f">{t}: {np.mean(s > t):.2f}" for t in thresholds))
+    print("\ncheck_copies (pdcopy, threshold calibrated on each training set's own background):")
+    for name, (queries, data) in cases.items():
+        r = replication(queries, data, spaces=("pdcopy",))["pdcopy"]
+        print(f"  {name:<38} vs {len(data):4d}: threshold {r.threshold:.3f}  flagged "
+              f"{r.above_fraction:.2f}  background {r.background_above_fraction:.2f}")
 
 
 if __name__ == "__main__":

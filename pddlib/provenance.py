@@ -285,11 +285,14 @@ def metrics_section(metrics: dict) -> list[str]:
         for space, s in rep.items():
             if isinstance(s, dict) and "ratio_fraction" in s:
                 out.append(f"| {space} | {s['n']} | {s['ratio_fraction']:.1%} | "
-                           f"{s['above_fraction']:.1%} | {s['threshold']} | "
+                           f"{s['above_fraction']:.1%} | {s['threshold']:.3g} | "
                            f"{s['background_above_fraction']:.1%} |")
         out += ["", ("A sample whose nearest training image is three times closer than the second "
                 "nearest is counted as memorised (Gu et al. 2023); the background is how often "
-                "training images come that close to each other."), ""]
+                "training images come that close to each other. pdcopy is the copy guard's space "
+                "(`check_copies`): copy-detection descriptors, its threshold calibrated on the "
+                "training set so that 10 % of its images exceed it to their nearest other one."),
+                ""]
     return out
 
 
@@ -415,7 +418,7 @@ def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
     side = unet_cfg.get("sample_size", "?")
     what = (f"{side} px, diffusers `UNet2DModel`" if not config.get("autoencoder") else
             f"latent diffusion: a diffusers `UNet2DModel` on the {side} x {side} latents of the "
-            f"autoencoder `{config['autoencoder']}`, itself trained from scratch"
+            f"autoencoder `{Path(config['autoencoder']).name}`, itself trained from scratch"
             f"{autoencoder_origin(model_dir)}")
     lines = [f"# {model_name or model_dir.resolve().name}", "",
              (f"A {kind} diffusion model ({what}) trained from scratch with the PD-Diffusion "

@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--looked", help="a person's per-class verdict on the sample grid (Markdown)")
     p.add_argument("--card-only", action="store_true",
                    help="rewrite only the card of the shipped folder, from its recorded metrics")
+    p.add_argument("--copies", action="store_true",
+                   help="with --card-only: measure replication (the copy guard) again first")
     args = p.parse_args(argv)
     shipped = args.out if args.card_only else ship(args.run, args.out)
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             result = evaluate_model(copy, EvalConfig(n=args.n, steps=args.steps), progress=False)
             print(result)
             record_metrics(copy, eval_metrics(result))
+        if not args.card_only or args.copies:
             print(measure_replication(copy, n=args.n, steps=args.steps,
                                       guidance=DEFAULT_GUIDANCE, progress=False))
         write_card(copy, model_name=NAME, example=args.example, looked=args.looked, load=LOAD,

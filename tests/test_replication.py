@@ -59,7 +59,7 @@ def test_random_samples_are_not_flagged(train) -> None:
     samples = random_images(6, seed=2)
     report = replication(samples, train, spaces=("pixel", "pdcls"), background=False)
     assert report["pixel"].ratio_fraction == 0.0 and report["pixel"].above_fraction == 0.0
-    assert check_copies(samples, train).ok
+    assert check_copies(samples, train, space="pixel").ok
 
 
 def test_background_counts_duplicates_in_the_training_set(train) -> None:

@@ -2,10 +2,13 @@
 
 For each generated image we find its nearest training images, counting a training image and its
 mirror image as one (the trainer flips at random, so a mirrored copy is still a copy), in up to
-three spaces:
+four spaces:
   "pixel"  distance = L2 / sqrt(D) on [0, 1] values (the RMS pixel difference, in [0, 1]);
+  "pdcopy" distance = 1 - cosine of the in-project copy-detection descriptors
+           (pddlib.metrics.copydetect: trained so that an image and its fainter, softer,
+           shifted or recoloured copies land together; offline): the copy guard's space;
   "pdcls"  distance = 1 - cosine of the in-project classifier's features, centred on the
-           training set's mean feature (offline);
+           training set's mean feature (offline; it encodes the class more than the drawing);
   "sscd"   distance = 1 - cosine of SSCD copy-detection descriptors (only when its weights are
            already in the local torch cache; never downloaded here).
 Similarity is 1 - distance in every space. Two scores per space:
@@ -29,13 +32,17 @@ from pddlib.data.transforms import as_uint8
 from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
 from pddlib.pixels import uint8_to_unit
 
-SPACES = ("pixel", "pdcls", "sscd")
+SPACES = ("pixel", "pdcopy", "pdcls", "sscd")
 RATIO = 1 / 3  # Gu et al.: nearest / second-nearest distance below this counts as memorised
-# Similarity above which a sample counts as a near-copy: close enough to be an exact copy with
-# mild sampling noise. NOT calibrated to catch faint or partial copies: on notebook 06's
-# memorising model these thresholds flag none of its samples, and no threshold in these spaces
-# separates them from new real images (benchmarks/copy_guard.py, RESULTS.md).
-THRESHOLDS = {"pixel": 0.95, "pdcls": 0.99, "sscd": 0.5}  # sscd: Somepalli et al.'s 0.5
+# Similarity above which a sample counts as a copy. None: calibrated on each training set, as
+# the similarity that only BACKGROUND_RATE of its images exceed to their nearest other image
+# (calibrated_threshold). A fixed pdcopy threshold cannot serve 16 images and a thousand alike:
+# on the course's known cases (benchmarks/copy_guard.py, RESULTS.md) this rule flags most
+# samples of the 16-image model and new real images at the background rate. pixel and pdcls
+# catch only near-exact copies; sscd: Somepalli et al.'s 0.5.
+THRESHOLDS: dict[str, float | None] = {"pixel": 0.95, "pdcopy": None, "pdcls": 0.99,
+                                       "sscd": 0.5}
+BACKGROUND_RATE = 0.1  # the share of training images a calibrated threshold lets through
 
 
 @dataclass(frozen=True)
@@ -209,6 +216,10 @@ def space_vectors(space: str, images_uint8: np.ndarray, *, cache: bool, progress
     """The vectors distances are measured between in `space`: (N, D)."""
     if space == "pixel":
         return pixel_vectors(images_uint8)
+    if space == "pdcopy":
+        from pddlib.metrics.copydetect import copy_descriptors
+
+        return torch.from_numpy(copy_descriptors(images_uint8))
     if space == "pdcls":
         from pddlib.metrics.features import extract_features
 
@@ -248,6 +259,11 @@ def neighbours_in(space: str, queries: np.ndarray, train: np.ndarray, *, flips: 
     return nb, bg
 
 
+def calibrated_threshold(background: Neighbours, rate: float = BACKGROUND_RATE) -> float:
+    """The similarity that only `rate` of the training images exceed to their nearest other one."""
+    return float(np.quantile(background.similarity, 1 - rate))
+
+
 def sscd_available() -> bool:
     """True when the SSCD weights are in the local torch cache (nothing is downloaded)."""
     from pddlib.metrics.sscd import find_weights
@@ -272,7 +288,7 @@ def replication(
 
     samples: generated images (a list of PIL images, uint8 (N, S, S, 3), or a dataset); all the
     same size S. train: the training images (any collection), compared at S x S (square-padded
-    on white, as the trainer sees them). spaces: default "pixel" and "pdcls", plus "sscd" when
+    on white, as the trainer sees them). spaces: default "pixel" and "pdcopy", plus "sscd" when
     its weights are cached; an "sscd" asked for but not cached is skipped with the reason in
     `report.skipped`. background: also score up to background_max training images (a seeded
     sample) against the rest of the training set.
@@ -284,13 +300,13 @@ def replication(
     if len(train_u8) < 2:
         raise ValueError("replication() needs at least two training images (nearest and second).")
     if spaces is None:
-        spaces = ("pixel", "pdcls") + (("sscd",) if sscd_available() else ())
+        spaces = ("pixel", "pdcopy") + (("sscd",) if sscd_available() else ())
     unknown = [s for s in spaces if s not in SPACES]
     if unknown:
         raise ValueError(f"unknown spaces {unknown}: choose from {SPACES}")
     thr = {**THRESHOLDS, **(thresholds or {})}
     rows = None
-    if background:
+    if background or any(thr[s] is None for s in spaces):  # a calibrated threshold needs it
         rows = np.arange(len(train_u8))
         if background_max is not None and len(rows) > background_max:
             g = torch.Generator().manual_seed(seed)
@@ -305,7 +321,8 @@ def replication(
             continue
         nb, bg = neighbours_in(space, queries, train_u8, flips=flips, k=k, background_rows=rows,
                                progress=progress)
-        reports[space] = SpaceReport(space, thr[space], nb, bg)
+        threshold = calibrated_threshold(bg) if thr[space] is None else thr[space]
+        reports[space] = SpaceReport(space, threshold, nb, bg if background else None)
     return ReplicationReport(reports, skipped)
 
 
@@ -339,12 +356,13 @@ class CopyCheck:
                 f"({self.space} similarity > {self.threshold}): {pairs}{more}")
 
 
-def check_copies(images, train, *, space: str = "pixel", threshold: float | None = None,
+def check_copies(images, train, *, space: str = "pdcopy", threshold: float | None = None,
                  flips: bool = True) -> CopyCheck:
     """Flag generated images more similar than `threshold` to a training image (or its mirror).
 
     The guard to run before sharing samples: `check = check_copies(pipe(...).images, train)`,
-    then keep `[im for im, bad in zip(images, check.flagged) if not bad]`.
+    then keep `[im for im, bad in zip(images, check.flagged) if not bad]`. threshold: default
+    the space's THRESHOLDS entry; pdcopy's is calibrated on `train` (calibrated_threshold).
     """
     report = replication(images, train, spaces=(space,), flips=flips, k=2, background=False,
                          thresholds=None if threshold is None else {space: threshold})
