@@ -4,7 +4,7 @@ The replication study (Somepalli et al. 2023) scores copies with SSCD: a ResNet-
 that an image and its edited copies (crops, flips, colour changes, overlays) land close together.
 Its weights are a TorchScript file Meta publishes; pddlib never downloads it by itself. Put the
 file in the torch hub cache (`prefetch_weights()` on a machine with internet, or copy it there)
-and `replication(...)` adds the "sscd" space; without it the course uses pixels and pdcls.
+and `replication(...)` adds the "sscd" space; without it the course uses pixels and pdcopy.
 TorchScript archives are loaded with torch.jit.load, which runs no Python code from the file.
 """
 
