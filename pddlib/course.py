@@ -88,12 +88,17 @@ def course_config(conditional: bool = True, fast: bool = False):
     return recipe("cpu-latent", conditional=conditional)
 
 
-def course_run_dir(config, runs: Path | None = None, name: str = "course") -> Path:
-    """The run folder of a config: runs/<name>-<kind>-<cond>-<hash of the config>."""
+def config_tag(fields: dict) -> str:
+    """Eight hex digits that change whenever any field of a config changes."""
     import hashlib
     import json
 
-    tag = hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def course_run_dir(config, runs: Path | None = None, name: str = "course") -> Path:
+    """The run folder of a config: runs/<name>-<kind>-<cond>-<hash of the config>."""
+    tag = config_tag(config.to_dict())
     kind = "fast" if config.model is not None else config.preset
     cond = "cond" if config.conditional else "uncond"
     return (runs or runs_dir()) / f"{name}-{kind}-{cond}-{tag}"
@@ -198,8 +203,6 @@ def trained_autoencoder(config, data: str = "openclipart", *, name: str = "autoe
     again). Beside the weights: training.json (config, seconds, held-out reconstruction
     figures, data) and provenance/manifest.jsonl, the images it learned from.
     """
-    import hashlib
-    import json
     from dataclasses import asdict
 
     from pddlib.autoencoder import save_autoencoder, train_autoencoder
@@ -207,8 +210,7 @@ def trained_autoencoder(config, data: str = "openclipart", *, name: str = "autoe
     from pddlib.files import atomic_dir
     from pddlib.provenance import write_manifest
 
-    tag = hashlib.sha1(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:8]
-    out = (runs or runs_dir()) / f"{name}-{tag}"
+    out = (runs or runs_dir()) / f"{name}-{config_tag(asdict(config))}"
     if (out / "training.json").is_file():
         print(f"Loaded the autoencoder from {out} ({config.steps} steps, trained earlier).")
         return out

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from train_judge import uniform
+from train_judge import uniform, warmup_cosine
 
 from pddlib.autoencoder import decode, encode, load_autoencoder
 from pddlib.data import load_images, to_tensor
@@ -114,10 +113,7 @@ def train(x: torch.Tensor, softened: torch.Tensor, config: TrainConfig) -> CopyN
     model = CopyNet(config.width, config.dim)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     per_epoch = len(x) // config.batch_size
-    total = config.epochs * per_epoch
-    warmup = max(1, total // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
-        1 + math.cos(math.pi * min(1.0, s / total))))
+    sched = warmup_cosine(opt, config.epochs * per_epoch)
     model.train()
     for _ in (bar := tqdm(range(config.epochs), desc="pdcopy")):
         order = torch.randperm(len(x), generator=g)

@@ -53,6 +53,13 @@ def uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tensor
     return torch.empty(n).uniform_(low, high, generator=g)
 
 
+def warmup_cosine(opt: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over the first 5 % of `total` steps, then a cosine decay to zero."""
+    warmup = max(1, total // 20)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
+        1 + math.cos(math.pi * min(1.0, s / total))))
+
+
 def geometric(x: torch.Tensor, out_size: int, g: torch.Generator) -> torch.Tensor:
     """Random scale 0.8-1.15, rotation +-11 deg, shift +-6 %, mirror; white outside; pooled down."""
     n, _, s, _ = x.shape
@@ -95,10 +102,7 @@ def train(images: torch.Tensor, labels: torch.Tensor, num_classes: int, config: 
     gen = torch.Generator().manual_seed(config.seed)
     model = judge.ARCHS[config.arch](num_classes, config.width).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    total = config.epochs * math.ceil(len(images) / config.batch_size)
-    warmup = max(1, total // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
-        1 + math.cos(math.pi * min(1.0, s / total))))
+    sched = warmup_cosine(opt, config.epochs * math.ceil(len(images) / config.batch_size))
     model.train()
     for _ in (bar := tqdm(range(config.epochs), desc=config.name)):
         order = torch.randperm(len(images), generator=gen)
