@@ -8,8 +8,8 @@ runs exactly the notebooks' `%pip install` line with this checkout in place of t
 URL, checks that it left Colab's own packages alone (replacing torch, numpy, pillow or the
 widget libraries would break the runtime or its widget display), then runs every notebook
 under nbval in FAST mode. Update: copy the versions below from a newer pip-freeze.txt and
-change SOURCE. What differs from Colab: Python and torch are this machine's (Colab's torch
-wheel is not installable offline here); see README.
+change SOURCE and PYTHON. What differs from Colab: torch is PyPI's Linux build of Colab's
+release, a CUDA build (about 4.7 GB, downloaded) that runs on the CPU like Colab's +cpu one.
 """
 
 from __future__ import annotations
@@ -18,16 +18,18 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ("googlecolab/backend-info pip-freeze.txt at a72407924822ea377410b69f0a290150bcb5c9c2 "
           "(2026-08-19; Python 3.13.15, torch 2.11.0+cpu)")
+PYTHON = "3.13"  # Colab's Python, major.minor
 # Colab's versions of what pddlib, its notebooks and the setup line touch.
 COLAB = {
+    "torch": "2.11.0",
     "numpy": "2.1.3", "pillow": "11.3.0", "ipykernel": "6.17.1", "ipywidgets": "7.7.1",
     "matplotlib": "3.10.0", "pandas": "2.2.3", "scipy": "1.16.3", "requests": "2.32.4",
     "safetensors": "0.8.0", "tqdm": "4.67.3", "nbformat": "5.11.1", "nbclient": "0.10.4",
@@ -70,17 +72,28 @@ def versions(python: Path, names) -> dict[str, str]:
     return json.loads(out)
 
 
+def colab_python(version: str = PYTHON) -> str:
+    """A working `pythonX.Y` of Colab's version (PATH, then pyenv's), or exit with what to do."""
+    pyenv = sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/python{version}"))
+    for found in [shutil.which(f"python{version}"), *pyenv]:
+        # A pyenv shim is on PATH even where that version is not selected, and then fails.
+        if found and not subprocess.run([found, "-c", ""], capture_output=True, check=False).returncode:
+            return str(found)
+    sys.exit(f"colab_check: python{version} (Colab's Python) was not found; install it "
+             f"(e.g. `pyenv install {version}`) or pass --python PATH")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--venv", type=Path, default=ROOT / "runs" / "colab-venv")
+    ap.add_argument("--python", help=f"the interpreter to build it with (default: python{PYTHON})")
     args = ap.parse_args(argv)
-    venv.EnvBuilder(clear=True, with_pip=True).create(args.venv)
+    base = args.python or colab_python()
+    subprocess.run([base, "-m", "venv", "--clear", str(args.venv)], check=True)
     python = args.venv / "bin" / "python"
     pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q", "install"]
-    torch = next(line for line in (ROOT / "constraints.txt").read_text().splitlines()
-                 if line.startswith("torch=="))
-    print(f"Colab's stack ({SOURCE}), with this machine's {torch}", flush=True)
-    subprocess.run([*pip, torch, *(f"{k}=={v}" for k, v in COLAB.items())], check=True)
+    print(f"Colab's stack ({SOURCE}) in a virtual environment of {base}", flush=True)
+    subprocess.run([*pip, *(f"{k}=={v}" for k, v in COLAB.items())], check=True)
     before = versions(python, KEPT)
     line = setup_line(ROOT / "notebooks" / "01_collect_public_domain_images.ipynb")
     print("setup line:", " ".join(line), flush=True)

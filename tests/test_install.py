@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from torch_index import CPU_INDEX, choose, reachable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,3 +59,17 @@ def test_the_colab_check_runs_the_notebooks_own_setup_line_on_this_checkout() ->
     assert f"pddlib @ {ROOT.as_uri()}" in args  # the checkout, not the repository URL
     pins = dict(a.split("==") for a in args if "==" in a)
     assert pins and not set(pins) & set(KEPT)  # it never pins what Colab owns
+
+
+def test_the_colab_check_finds_colabs_python_or_says_what_to_install() -> None:
+    from colab_check import COLAB, KEPT, colab_python
+
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    found = colab_python(here)
+    out = subprocess.run([found, "-c", "import sys; print(sys.version_info[:2])"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(sys.version_info[:2])
+    with pytest.raises(SystemExit) as stop:
+        colab_python("2.1")
+    assert "python2.1" in str(stop.value) and "--python" in str(stop.value)
+    assert set(KEPT) <= set(COLAB)  # Colab's own packages are pinned to Colab's versions
