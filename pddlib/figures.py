@@ -16,7 +16,7 @@ from pddlib.defaults import DEFAULT_GUIDANCE
 from pddlib.runs import sample_grids, step_of
 
 FIGURES = ("noising.png", "training_progress.png", "samples_per_class.png",
-           "guidance_sweep.png", "closest_pairs.png")
+           "guidance_sweep.png", "closest_pairs.png", "latent_space.png")
 DPI = 72  # small files: the images are 32 px anyway
 
 
@@ -37,6 +37,20 @@ def noising_figure(data, n: int = 3, seed: int = 0):
     x0 = to_tensor(data.select(list(rows))["image"], 32)
     return noising_strip(x0, [0, 100, 250, 500, 750, 999], abar,
                          torch.Generator().manual_seed(seed), title="forward noising")
+
+
+def latent_figure(data, n: int = 8, seed: int = 0):
+    """n images beside what the shipped autoencoder gives back from their latents."""
+    from pddlib.autoencoder import decode, encode, load_autoencoder
+    from pddlib.data import to_tensor
+    from pddlib.viz import image_rows
+
+    ae = load_autoencoder("pd-ae32")
+    x = to_tensor(data.shuffle(seed=seed).select(range(n))["image"], 32)
+    with torch.no_grad():
+        back = decode(ae, encode(ae, x)).clamp(-1, 1)
+    return image_rows({"held-out image": x, "from its latent": back}, size=1.1,
+                      title="pd-ae32: 3 x 32 x 32 pixels -> 4 x 8 x 8 latent -> pixels")
 
 
 def progress_figure(run_dir: Path):
@@ -99,4 +113,6 @@ def make_figures(out_dir: str | Path = "images", *, model: str | Path | None = N
     paths.append(save(report["pixel"].grid(samples, train, n=8,
                                            title="closest pairs: sample above nearest training image"),
                       out / FIGURES[4]))
+    paths.append(save(latent_figure(load_images("openclipart", split="heldout"), seed=seed),
+                      out / FIGURES[5]))
     return paths
