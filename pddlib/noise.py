@@ -120,6 +120,20 @@ def random_timesteps(
     return torch.randint(0, num_train_timesteps, (batch_size,), generator=generator, device=device)
 
 
+def immiscible_order(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """The permutation of `noise` that pairs each image with noise nearby (least total distance).
+
+    Immiscible diffusion (Li et al. 2024): within a batch, hand each image the noise sample
+    closest to it instead of a random one, so the images a noisy input may come from overlap
+    less. The noise stays an exact Gaussian sample; only its pairing with the images changes.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    cost = torch.cdist(x0.flatten(1).double(), noise.flatten(1).double())
+    _, columns = linear_sum_assignment(cost.cpu().numpy())
+    return torch.as_tensor(columns, dtype=torch.long, device=noise.device)
+
+
 @dataclass(frozen=True)
 class NoiseSchedule:
     """A named beta schedule; defaults are DDPMScheduler's (linear, 1000 steps, 1e-4 to 0.02)."""

@@ -150,3 +150,18 @@ def test_noise_schedule_config() -> None:
     assert scheduler.config.num_train_timesteps == 100
     torch.testing.assert_close(cfg.betas(), scheduler.betas.double(), atol=1e-6, rtol=0)
     assert cfg.alphas_cumprod().shape == (100,)
+
+
+def test_immiscible_order_is_the_cheapest_pairing():
+    """The assignment is a permutation with the least total image-noise distance (brute force)."""
+    import itertools
+
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(5, 2, 3, 3, generator=g), torch.randn(5, 2, 3, 3, generator=g)
+    order = noise.immiscible_order(x0, eps)
+    assert sorted(order.tolist()) == list(range(5))
+    cost = torch.cdist(x0.flatten(1), eps.flatten(1))
+    total = lambda perm: sum(cost[i, j].item() for i, j in enumerate(perm))
+    best = min(itertools.permutations(range(5)), key=total)
+    assert order.tolist() == list(best)
+    assert total(order.tolist()) < total(range(5))

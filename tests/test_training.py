@@ -330,3 +330,11 @@ def test_course_model_trains_once_then_loads(ds, tmp_path: Path, capsys) -> None
     assert folder.name.startswith("objective-fast-cond-") and len(list(tmp_path.iterdir())) == 2
     assert trained_run(twin, ds, name="objective", runs=tmp_path) == folder
     assert "Loaded the objective model from" in capsys.readouterr().out
+
+
+def test_immiscible_pairing_changes_the_training_noise_only(ds, tmp_path: Path) -> None:
+    """immiscible=True trains from the same batches with the noise re-paired: other first loss."""
+    plain = train(tiny_config(max_steps=1), ds, tmp_path / "plain")
+    paired = train(tiny_config(max_steps=1, immiscible=True), ds, tmp_path / "paired")
+    assert math.isfinite(paired.loss)
+    assert paired.loss != pytest.approx(plain.loss, rel=1e-6)
