@@ -32,14 +32,19 @@ def class_grid(images: np.ndarray, labels: list[int], n_classes: int, per_row: i
 
 
 def judge_pipeline(pipe, name: str, n: int = 256, guidance: float = DEFAULT_GUIDANCE,
-                   interval: tuple[float, float] = (0.0, 1.0), steps: int = DEFAULT_STEPS) -> dict:
-    """Sample `pipe`, score the samples on both judges, write runs/judged/NAME.{json,png,npz}."""
+                   interval: tuple[float, float] = (0.0, 1.0), steps: int = DEFAULT_STEPS,
+                   weak_unet=None) -> dict:
+    """Sample `pipe`, score the samples on both judges, write runs/judged/NAME.{json,png,npz}.
+
+    weak_unet: autoguidance, guiding away from this weaker model instead of the null class.
+    """
     images, labels = generate_samples(pipe, n, guidance=guidance, steps=steps,
-                                      guidance_interval=interval)
+                                      guidance_interval=interval, weak_unet=weak_unet)
     requested = [pipe.class_names[i] for i in labels]
     heldout = load_images("openclipart", split="heldout")
     summary = {"model": name, "n": n, "guidance": guidance, "interval": list(interval),
-               "scheduler": type(pipe.scheduler).__name__, "steps": steps}
+               "scheduler": type(pipe.scheduler).__name__, "steps": steps,
+               "autoguidance": weak_unet is not None}
     for judge in ("pdshape", "pdcls"):
         summary[judge] = {"fd": round(fd(heldout, images, judge, progress=False), 2),
                           "agreement": round(class_agreement(images, requested, judge=judge), 3),

@@ -32,6 +32,14 @@ from pddlib.schedulers import make_scheduler
 Label = int | str
 
 
+def check_weak_unet(weak: UNet2DModel, unet: UNet2DModel) -> None:
+    """Refuse an autoguidance model that does not denoise what `unet` denoises, naming the fix."""
+    if image_shape(weak) != image_shape(unet) or class_names_of(weak) != class_names_of(unet):
+        raise ValueError("weak_unet must be a version of the same model: the same latent shape "
+                         f"({image_shape(unet)}, got {image_shape(weak)}) and the same classes. "
+                         "Train it with the same recipe for fewer steps.")
+
+
 class PDDiffusionPipeline(DiffusionPipeline):
     """Sample images from a (class-conditional) UNet2DModel with any diffusers scheduler."""
 
@@ -118,6 +126,7 @@ class PDDiffusionPipeline(DiffusionPipeline):
         return_dict: bool = True,
         callback_on_step_end: Callable[..., dict] | None = None,
         guidance_interval: tuple[float, float] = (0.0, 1.0),
+        weak_unet: UNet2DModel | None = None,
     ) -> ImagePipelineOutput | tuple:
         """Generate `batch_size` images (N, 3, S, S), optionally of given classes with guidance.
 
@@ -128,6 +137,9 @@ class PDDiffusionPipeline(DiffusionPipeline):
         guidance_interval (lo, hi): guide only at steps whose t / num_train_timesteps lies in
         [lo, hi]; elsewhere the conditional prediction alone, at half the cost (Kynkaanniemi
         et al., 2024: guidance at high noise mostly costs variety, at low noise it does little).
+        weak_unet: autoguidance (Karras et al., 2024): guide away from a weaker version of the
+        same model (fewer training steps or a smaller net, same classes) instead of from the
+        null class: `weak + w * (cond - weak)`, both conditional, two UNet calls a step.
         latents: start noise (N, C, S, S) in the UNet's space (for a latent model: latents)
         instead of drawing it from `generator`.
         output_type: "pil", "np" (N, S, S, 3) in [0, 1], or "pt" (N, 3, S, S) in [0, 1].
@@ -156,9 +168,10 @@ class PDDiffusionPipeline(DiffusionPipeline):
         if not 0.0 <= lo <= hi <= 1.0:
             raise ValueError(f"guidance_interval must be (lo, hi) with 0 <= lo <= hi <= 1, "
                              f"got {guidance_interval}.")
-        if guided:
-            # Conditional and unconditional halves of one batch: one UNet call per step.
-            labels = torch.cat([labels, torch.full_like(labels, null)])
+        if weak_unet is not None:
+            check_weak_unet(weak_unet, unet)
+        # Classifier-free guidance runs the conditional and unconditional halves as one batch.
+        both = torch.cat([labels, torch.full_like(labels, null)]) if guided else None
         t_max = scheduler.config.num_train_timesteps
 
         if latents is None:
@@ -178,12 +191,16 @@ class PDDiffusionPipeline(DiffusionPipeline):
 
         for i, t in enumerate(self.progress_bar(scheduler.timesteps)):
             guide = guided and lo <= float(t) / t_max <= hi
-            x_in = torch.cat([latents, latents]) if guide else latents
-            x_in = scale(x_in, t)
-            out = unet(x_in, t, class_labels=labels if guide or not guided
-                       else labels[:batch_size]).sample
-            if guide:
-                cond, uncond = out.chunk(2)
+            if not guide:
+                out = unet(scale(latents, t), t, class_labels=labels).sample
+            elif weak_unet is not None:  # autoguidance: away from the weaker model's prediction
+                x_in = scale(latents, t)
+                cond = unet(x_in, t, class_labels=labels).sample
+                weak = weak_unet(x_in, t, class_labels=labels).sample
+                out = weak + guidance_scale * (cond - weak)
+            else:  # classifier-free guidance: away from the null class's prediction
+                cond, uncond = unet(scale(torch.cat([latents, latents]), t), t,
+                                    class_labels=both).sample.chunk(2)
                 out = uncond + guidance_scale * (cond - uncond)
             step = scheduler.step(out, t, latents, generator=generator)
             latents = step.prev_sample

@@ -142,6 +142,39 @@ def test_guidance_interval_guides_only_inside_it(pipe: PDDiffusionPipeline) -> N
         run(guidance_scale=4.0, guidance_interval=(0.8, 0.3))
 
 
+def test_autoguidance_extrapolates_from_the_weak_model(pipe: PDDiffusionPipeline) -> None:
+    # weak + w * (cond - weak), both conditional: with the model itself as the weak one, the
+    # images are the plain conditional ones; with another model, step 0 follows the formula.
+    kw = {"class_labels": 1, "num_inference_steps": 3, "output_type": "pt"}
+    plain = pipe(2, guidance_scale=1.0, generator=gen(3), **kw).images
+    itself = pipe(2, guidance_scale=4.0, weak_unet=pipe.unet, generator=gen(3), **kw).images
+    assert torch.equal(plain, itself)
+
+    weak_pipe = make_pipe()
+    with torch.no_grad():
+        for p in weak_pipe.unet.parameters():
+            p.mul_(0.5)
+    latents = torch.randn(1, 3, 16, 16, generator=gen(1))
+    preds = {}
+
+    def grab(who, **call):
+        def cb(p, i, t, kwargs):
+            preds.setdefault(who, kwargs["noise_pred"].clone())
+            return kwargs
+        call.setdefault("guidance_scale", 1.0)
+        (weak_pipe if who == "weak" else pipe)(1, class_labels=0, num_inference_steps=1,
+                                               latents=latents, callback_on_step_end=cb,
+                                               generator=gen(), **call)
+    grab("cond")
+    grab("weak")
+    grab("auto", guidance_scale=3.0, weak_unet=weak_pipe.unet)
+    torch.testing.assert_close(preds["auto"], preds["weak"] + 3.0 * (preds["cond"] - preds["weak"]),
+                               atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="weak_unet must be a version of the same model"):
+        pipe(1, class_labels=0, guidance_scale=2.0, weak_unet=make_pipe(["a", "b"]).unet,
+             num_inference_steps=1)
+
+
 def test_callback_sees_latents_and_x0_and_can_replace_latents(pipe: PDDiffusionPipeline) -> None:
     seen = []
 

@@ -71,9 +71,12 @@ def sampling_batch_size(device: torch.device | str) -> int:
 def generate_samples(
     pipe, n: int, *, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
     seed: int = 0, batch_size: int | None = None, progress: bool = True,
-    guidance_interval: tuple[float, float] = (0.0, 1.0),
+    guidance_interval: tuple[float, float] = (0.0, 1.0), weak_unet=None,
 ) -> tuple[np.ndarray, list[int] | None]:
-    """(uint8 images (n, S, S, 3), class labels or None): n samples, classes in turn if conditional."""
+    """(uint8 images (n, S, S, 3), class labels or None): n samples, classes in turn if conditional.
+
+    weak_unet: guide away from this weaker model instead of the null class (autoguidance).
+    """
     from tqdm.auto import tqdm
 
     labels = pipe.classes_in_turn(n)
@@ -85,7 +88,7 @@ def generate_samples(
         images = pipe(b, class_labels=labels[i:i + b] if labels else None,
                       guidance_scale=guidance, num_inference_steps=steps,
                       generator=generator, output_type="np",
-                      guidance_interval=guidance_interval).images
+                      guidance_interval=guidance_interval, weak_unet=weak_unet).images
         out.append(unit_to_uint8(images))
     return np.concatenate(out), labels
 
