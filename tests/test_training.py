@@ -338,3 +338,16 @@ def test_immiscible_pairing_changes_the_training_noise_only(ds, tmp_path: Path) 
     paired = train(tiny_config(max_steps=1, immiscible=True), ds, tmp_path / "paired")
     assert math.isfinite(paired.loss)
     assert paired.loss != pytest.approx(plain.loss, rel=1e-6)
+
+
+def test_a_checkpoint_from_before_a_config_field_existed_resumes(ds, tmp_path: Path) -> None:
+    """A field added later (here `immiscible`) counts as its default in an older checkpoint."""
+    cfg = tiny_config(max_steps=4, checkpoint_every=2)
+    train(replace(cfg, max_steps=2), ds, tmp_path)
+    state_file = latest_checkpoint(tmp_path) / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["config"]["immiscible"]
+    state_file.write_text(json.dumps(state))
+    assert train(cfg, ds, tmp_path, resume=True).resumed_from == 2
+    with pytest.raises(ValueError, match="immiscible: False -> True"):
+        train(replace(cfg, max_steps=6, immiscible=True), ds, tmp_path, resume=True)
