@@ -34,7 +34,7 @@ from pddlib.runs import read_loss_log
 from pddlib.training import recipe, train
 
 OUT = Path("runs/ttq")
-PIPELINE_PARTS = ("model_index.json", "scheduler", "unet", "train_config.json")
+PIPELINE_PARTS = ("model_index.json", "scheduler", "unet", "vae", "train_config.json")
 
 
 PLAIN_BATCH = 16  # the example's --train_batch_size
@@ -49,10 +49,12 @@ def plain_recipe(max_steps: int):
 
 
 def snapshot(run: Path, dest: Path) -> None:
-    """Copy the run's saved (EMA) pipeline into dest."""
+    """Copy the run's saved (EMA) pipeline into dest (its autoencoder too, for a latent model)."""
     dest.mkdir(parents=True, exist_ok=True)
     for part in PIPELINE_PARTS:
         src, dst = run / part, dest / part
+        if not src.exists():  # a pixel-space run has no vae
+            continue
         if src.is_dir():
             shutil.copytree(src, dst, dirs_exist_ok=True)
         else:
