@@ -30,7 +30,7 @@ from judge_samples import judge_pipeline
 
 from pddlib.data import load_images
 from pddlib.pipeline import PDDiffusionPipeline
-from pddlib.runs import read_loss_log
+from pddlib.runs import training_seconds
 from pddlib.training import recipe, train
 
 OUT = Path("runs/ttq")
@@ -70,9 +70,8 @@ def main() -> None:
     ours_config = json.loads((args.ours / "train_config.json").read_text())
     ours_steps = ours_config["max_steps"]
     plain_steps = ours_steps * ours_config["batch_size"] // PLAIN_BATCH  # as many latents
-    ours_log = read_loss_log(args.ours)
     summary = {"ours": {"run": str(args.ours), "steps": ours_steps,
-                        "train_seconds": ours_log[-1]["seconds"],
+                        "train_seconds": training_seconds(args.ours),
                         "euler-a": judge_pipeline(PDDiffusionPipeline.from_run(args.ours),
                                                   "ttq-ours", args.n)}}
     data = load_images("openclipart", split="train")
@@ -82,8 +81,7 @@ def main() -> None:
         train(plain_recipe(steps), data, run, resume=True)
         snap = OUT / f"plain-{k}x"
         snapshot(run, snap)
-        seconds = next(r["seconds"] for r in read_loss_log(run) if r["step"] == steps)
-        entry = {"steps": steps, "train_seconds": seconds}
+        entry = {"steps": steps, "train_seconds": training_seconds(run, steps)}
         for sched, n_steps in (("ddim", 50), ("euler-a", 25)):
             pipe = PDDiffusionPipeline.from_run(snap).with_scheduler(sched)
             entry[sched] = judge_pipeline(pipe, f"ttq-plain-{k}x-{sched}", args.n, steps=n_steps)

@@ -124,11 +124,13 @@ def trim_loss_log(run: str | Path, step: int) -> None:
     atomic_write(Path(run) / LOSS_LOG, "".join(ln + "\n" for ln in kept))
 
 
-def training_seconds(run: str | Path) -> float:
-    """Seconds spent in training steps, summed over resumed sessions (each restarts its clock)."""
+def training_seconds(run: str | Path, upto: int | None = None) -> float:
+    """Seconds spent in training steps (up to step `upto`), summed over resumed sessions."""
     total, last = 0.0, 0.0
     for row in read_loss_log(run):
-        if row["seconds"] < last:
+        if upto is not None and row["step"] > upto:
+            break
+        if row["seconds"] < last:  # each resumed session restarts its clock
             total += last
         last = row["seconds"]
     return total + last

@@ -83,6 +83,8 @@ def test_session_seconds_add_up_over_resumes(tmp_path) -> None:
            {"step": 3, "seconds": 1.5}, {"step": 4, "seconds": 3.0}]  # resumed: clock restarts
     (tmp_path / "loss.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     assert runs.training_seconds(tmp_path) == pytest.approx(8.0)
+    assert runs.training_seconds(tmp_path, upto=2) == pytest.approx(5.0)
+    assert runs.training_seconds(tmp_path, upto=3) == pytest.approx(6.5)
 
 
 def test_pddlib_card_cli(model, tmp_path, capsys) -> None:
