@@ -30,13 +30,10 @@ from judge_samples import judge_pipeline
 
 from pddlib.data import load_images
 from pddlib.pipeline import PDDiffusionPipeline
-from pddlib.runs import training_seconds
+from pddlib.runs import CHECKPOINTS, training_seconds
 from pddlib.training import recipe, train
 
 OUT = Path("runs/ttq")
-PIPELINE_PARTS = ("model_index.json", "scheduler", "unet", "vae", "train_config.json")
-
-
 PLAIN_BATCH = 16  # the example's --train_batch_size
 
 
@@ -49,16 +46,8 @@ def plain_recipe(max_steps: int):
 
 
 def snapshot(run: Path, dest: Path) -> None:
-    """Copy the run's saved (EMA) pipeline into dest (its autoencoder too, for a latent model)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for part in PIPELINE_PARTS:
-        src, dst = run / part, dest / part
-        if not src.exists():  # a pixel-space run has no vae
-            continue
-        if src.is_dir():
-            shutil.copytree(src, dst, dirs_exist_ok=True)
-        else:
-            shutil.copy2(src, dst)
+    """Copy the run's saved (EMA) pipeline, everything but its resumable checkpoints, into dest."""
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns(CHECKPOINTS), dirs_exist_ok=True)
 
 
 def main() -> None:
