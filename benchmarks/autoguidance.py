@@ -25,7 +25,8 @@ from safetensors.torch import load_file
 from pddlib.data import load_images
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.runs import checkpoint_dir
-from pddlib.training import TrainConfig, train
+from pddlib.training import train
+from pddlib.recipes import TrainConfig
 
 
 class Reached(Exception):

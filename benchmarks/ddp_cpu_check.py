@@ -26,7 +26,8 @@ from safetensors.torch import load_file
 
 from pddlib.data.schema import features
 from pddlib.runs import latest_checkpoint
-from pddlib.training import tiny_config, train
+from pddlib.training import train
+from pddlib.recipes import tiny_config
 
 
 def squares(n: int = 16) -> datasets.Dataset:

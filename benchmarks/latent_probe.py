@@ -28,7 +28,8 @@ from pddlib.defaults import DEFAULT_GUIDANCE
 from pddlib.metrics import class_agreement, fd, per_class_agreement
 from pddlib.models import CLASS_NAMES_KEY
 from pddlib.pipeline import PDDiffusionPipeline
-from pddlib.training import TrainConfig, diffusion_loss, noise_scheduler
+from pddlib.training import diffusion_loss, noise_scheduler
+from pddlib.recipes import TrainConfig
 
 
 def train_autoencoder(x: torch.Tensor, seconds: float, g: torch.Generator) -> AutoencoderKL:

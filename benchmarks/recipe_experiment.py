@@ -25,7 +25,8 @@ from pddlib.data import load_images
 from pddlib.defaults import DEFAULT_GUIDANCE
 from pddlib.metrics import class_agreement, fd, per_class_agreement
 from pddlib.pipeline import PDDiffusionPipeline
-from pddlib.training import TrainConfig, recipe, train
+from pddlib.training import train
+from pddlib.recipes import TrainConfig, recipe
 from pddlib.viz import pil_grid
 
 

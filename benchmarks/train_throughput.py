@@ -33,7 +33,8 @@ from PIL import Image
 from pddlib.data import load_images
 from pddlib.models import build_unet, training_flops
 from pddlib.runs import read_loss_log
-from pddlib.training import recipe, resolve_precision, train
+from pddlib.training import resolve_precision, train
+from pddlib.recipes import recipe
 
 WARMUP = 3
 

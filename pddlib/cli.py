@@ -143,7 +143,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         from pddlib.data import load_images
         from pddlib.provenance import write_card
-        from pddlib.training import recipe, train
+        from pddlib.training import train
+        from pddlib.recipes import recipe
 
         overrides = {"conditional": args.conditional, "seed": args.seed}
         if args.max_steps is not None:

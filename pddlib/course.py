@@ -80,7 +80,7 @@ def write_summary(results: list[NotebookResult], path: Path, *, fast: bool) -> N
 
 def course_config(conditional: bool = True, fast: bool = False):
     """The TrainConfig of the course model: the cpu-latent recipe, or a tiny latent model (FAST)."""
-    from pddlib.training import recipe, tiny_latent_config
+    from pddlib.recipes import recipe, tiny_latent_config
 
     if fast:
         return tiny_latent_config(conditional=conditional, max_steps=8, checkpoint_every=8,

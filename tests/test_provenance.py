@@ -11,7 +11,8 @@ from pddlib import provenance as pv
 from pddlib import runs
 from pddlib.cli import main
 from pddlib.data import load_images
-from pddlib.training import tiny_config, train
+from pddlib.training import train
+from pddlib.recipes import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from pddlib.data import load_images
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.provenance import read_card_metadata, read_manifest, read_metrics, verify_manifest
 from pddlib.reference import UNET_FILE, ship, working_copy
-from pddlib.training import tiny_latent_config, train
+from pddlib.training import train
+from pddlib.recipes import tiny_latent_config
 from scripts.ship_reference import main as ship_reference
 
 

@@ -9,7 +9,8 @@ from diffusers.utils.torch_utils import randn_tensor
 from pddlib import reverse
 from pddlib.models import TINY, build_unet
 from pddlib.pipeline import PDDiffusionPipeline
-from pddlib.training import TrainConfig, noise_scheduler
+from pddlib.training import noise_scheduler
+from pddlib.recipes import TrainConfig
 
 STEPS = 5
 

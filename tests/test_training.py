@@ -20,20 +20,8 @@ from pddlib.models import TINY, build_unet
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.runs import latest_checkpoint, read_loss_log
 from pddlib.schedulers import SCHEDULERS
-from pddlib.training import (
-    StepInfo,
-    TrainConfig,
-    TrainingDiverged,
-    batch_indices,
-    diffusion_loss,
-    draw_batch,
-    draw_timesteps,
-    learning_rate,
-    noise_scheduler,
-    tiny_config,
-    tiny_latent_config,
-    train,
-)
+from pddlib.training import StepInfo, TrainingDiverged, batch_indices, diffusion_loss, draw_batch, draw_timesteps, learning_rate, noise_scheduler, train
+from pddlib.recipes import TrainConfig, tiny_config, tiny_latent_config
 
 NAMES = ["red", "blue"]
 
@@ -271,7 +259,7 @@ def test_objectives_that_do_not_go_together_are_refused(ds, tmp_path) -> None:
 
 def test_cli_train_then_sample(ds, tmp_path: Path, monkeypatch, capsys) -> None:
     from pddlib import cli
-    from pddlib.training import RECIPES
+    from pddlib.recipes import RECIPES
 
     # A scraped-style folder (imagefolder + metadata.jsonl) with the synthetic images.
     folder = tmp_path / "scraped"
