@@ -27,7 +27,7 @@ from pddlib.metrics import class_agreement, fd, per_class_agreement
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.training import train
 from pddlib.recipes import TrainConfig, recipe
-from pddlib.viz import pil_grid
+from pddlib.data.transforms import pil_grid
 
 
 def parse_value(field_type: str, text: str):

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
+from pddlib import runs
 from pddlib.runs import refuse_pickles
 
 # Autoencoders that ship inside pddlib (pddlib/weights/NAME, fp16 safetensors with their
@@ -119,13 +120,13 @@ def save_autoencoder(vae: AutoencoderKL, folder: str | Path, config: Autoencoder
     folder = Path(folder)
     vae.save_pretrained(folder)
     info = {"config": asdict(config), **record}
-    (folder / "training.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    (folder / runs.TRAINING_RECORD).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     return folder
 
 
 def training_record(name_or_folder: str | Path) -> dict:
     """How a saved autoencoder was made (its training.json), or {} when it has none."""
-    path = autoencoder_folder(name_or_folder) / "training.json"
+    path = autoencoder_folder(name_or_folder) / runs.TRAINING_RECORD
     return json.loads(path.read_text("utf-8")) if path.is_file() else {}
 
 

@@ -2,7 +2,7 @@
 
 Conventions as diffusers' FlowMatchEulerDiscreteScheduler and Stable Diffusion 3: time t in
 [0, 1] is the noise level, t = 0 the data, t = 1 pure noise, and the network is called at
-timestep `TIMESTEPS * t`. Pure functions of tensors and explicit generators, like
+timestep `TIME_SCALE * t`. Pure functions of tensors and explicit generators, like
 k-diffusion's sampling.py.
 """
 
@@ -12,9 +12,8 @@ from collections.abc import Callable
 from itertools import pairwise
 
 import torch
-import torch.nn.functional as F
 
-TIMESTEPS = 1000  # the network's timestep for t = 1 (diffusers' num_train_timesteps)
+TIME_SCALE = 1000  # the UNet is called at timestep TIME_SCALE * t (diffusers' num_train_timesteps)
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t of shape (N,)) -> v
 
 
@@ -50,18 +49,11 @@ def from_ddpm(alpha_bar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return b / (a + b), a + b
 
 
-def flow_loss(unet: torch.nn.Module, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
-              class_labels: torch.Tensor | None = None) -> torch.Tensor:
-    """MSE between the UNet's output at (x_t, TIMESTEPS t) and the velocity; a scalar."""
-    pred = unet(interpolate(x0, noise, t), TIMESTEPS * t, class_labels=class_labels).sample
-    return F.mse_loss(pred.float(), velocity(x0, noise).float())
-
-
 def sigmas(steps: int, shift: float = 1.0) -> torch.Tensor:
     """The steps + 1 noise levels of an Euler sampler, 1 down to 0, as diffusers spaces them."""
     # diffusers spaces between the ends of its (already shifted) training levels, then shifts
     # again: the smallest non-zero level is shift(shift(1/1000)).
-    lowest = shift_times(torch.tensor(1.0 / TIMESTEPS), shift)
+    lowest = shift_times(torch.tensor(1.0 / TIME_SCALE), shift)
     t = torch.linspace(1.0, float(lowest), steps)
     return torch.cat([shift_times(t, shift), torch.zeros(1)])
 

@@ -8,6 +8,7 @@ Measurements behind the choices live in benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from pddlib.defaults import DEFAULT_SCHEDULER, DEFAULT_STEPS
@@ -114,6 +115,15 @@ def recipe(preset: str, **overrides) -> TrainConfig:
     if preset not in RECIPES:
         get_preset(preset)  # raises the "unknown preset" message
     return replace(RECIPES[preset], **overrides)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up to config.lr, then cosine decay to lr * min_lr_ratio at max_steps."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps))
+    low = config.lr * config.min_lr_ratio
+    return low + (config.lr - low) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def tiny_config(**overrides) -> TrainConfig:

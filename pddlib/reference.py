@@ -26,10 +26,9 @@ from pddlib.files import atomic_dir
 
 NAME = "pd-reference"  # the shipped folder, pddlib/weights/pd-reference
 REFERENCE = "reference"  # what --model and from_run accept for it
-UNET_FILE = Path("unet") / "diffusion_pytorch_model.safetensors"
 # What a shipped folder holds besides the fp16 UNet (each copied when the run has it).
-KEPT = (runs.PIPELINE_INDEX, "scheduler", runs.CONFIG_FILE, runs.LOSS_LOG, runs.SAMPLES,
-        "provenance", "metrics.json", "README.md")
+KEPT = (runs.PIPELINE_INDEX, runs.SCHEDULER, runs.CONFIG_FILE, runs.LOSS_LOG, runs.SAMPLES,
+        runs.PROVENANCE, runs.METRICS, runs.CARD)
 
 
 def shipped_folder() -> Path:
@@ -39,7 +38,7 @@ def shipped_folder() -> Path:
 
 def is_shipped(folder: str | Path) -> bool:
     """Whether folder holds shipped weights (its fp16 UNet)."""
-    return (Path(folder) / UNET_FILE).is_file()
+    return (Path(folder) / runs.UNET_WEIGHTS).is_file()
 
 
 def ship(run: str | Path, dest: str | Path) -> Path:
@@ -63,14 +62,14 @@ def ship(run: str | Path, dest: str | Path) -> Path:
 
 def weights_tag(shipped: str | Path) -> str:
     """First 8 hex digits of the SHA-1 of the shipped UNet file: names its working copy."""
-    return hashlib.sha1((Path(shipped) / UNET_FILE).read_bytes()).hexdigest()[:8]
+    return hashlib.sha1((Path(shipped) / runs.UNET_WEIGHTS).read_bytes()).hexdigest()[:8]
 
 
 def working_copy(shipped: str | Path, runs_root: str | Path) -> Path:
     """The run folder runs_root/<name>-<weights tag> rebuilt from shipped weights (made once)."""
     shipped = Path(shipped)
     if not is_shipped(shipped):
-        raise FileNotFoundError(f"{shipped} holds no shipped model ({UNET_FILE} is missing).")
+        raise FileNotFoundError(f"{shipped} holds no shipped model ({runs.UNET_WEIGHTS} is missing).")
     runs.refuse_pickles(shipped)
     out = Path(runs_root) / f"{shipped.name}-{weights_tag(shipped)}"
     if runs.has_pipeline(out):

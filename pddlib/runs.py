@@ -1,11 +1,16 @@
-"""The layout of a training run folder, in one place: everyone who reads or writes one uses this.
+"""The layout of a model folder, in one place: every file name a run folder holds is spelled here.
 
     <run>/model_index.json, unet/, scheduler/   the EMA pipeline (diffusers `from_pretrained`)
+    <run>/vae/ (+ training.json)                a latent model's autoencoder and its record
     <run>/train_config.json                     the TrainConfig as JSON
     <run>/loss.jsonl                            one line per optimizer step: step, loss, lr, seconds
-    <run>/checkpoints/step-NNNNNN/              resumable state (pddlib.checkpoint)
+    <run>/checkpoints/step-NNNNNN/              resumable state (pddlib.checkpoint): unet/,
+                                                ema.safetensors, optimizer.safetensors, state.json
     <run>/samples/step-NNNNNN.png               the trainer's sample grids
-    <run>/provenance/, metrics.json, README.md  provenance, measurements, model card
+    <run>/provenance/manifest.jsonl, compute.jsonl   training images and licences; compute
+    <run>/metrics.json, README.md               measurements, model card
+
+A test (tests/test_structure.py) fails when one of these names is spelled outside this module.
 """
 
 from __future__ import annotations
@@ -16,11 +21,24 @@ from pathlib import Path
 
 from pddlib.files import atomic_write
 
-CHECKPOINTS = "checkpoints"
-SAMPLES = "samples"
+PIPELINE_INDEX = "model_index.json"
+UNET = "unet"
+SCHEDULER = "scheduler"
+VAE = "vae"
+UNET_WEIGHTS = f"{UNET}/diffusion_pytorch_model.safetensors"  # in a run and in a checkpoint
+TRAINING_RECORD = "training.json"  # how an autoencoder folder was made
 CONFIG_FILE = "train_config.json"
 LOSS_LOG = "loss.jsonl"
-PIPELINE_INDEX = "model_index.json"
+CHECKPOINTS = "checkpoints"
+CHECKPOINT_STATE = "state.json"  # written last: a checkpoint folder with it is complete
+EMA_WEIGHTS = "ema.safetensors"
+OPTIMIZER_STATE = "optimizer.safetensors"
+SAMPLES = "samples"
+PROVENANCE = "provenance"
+MANIFEST = f"{PROVENANCE}/manifest.jsonl"
+COMPUTE = f"{PROVENANCE}/compute.jsonl"
+METRICS = "metrics.json"
+CARD = "README.md"
 # Weight files in pickle-based formats: unpickling runs code from the file, so none is loaded.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
@@ -55,7 +73,7 @@ def checkpoint_dir(run: str | Path, step: int) -> Path:
 
 def checkpoints(run: str | Path) -> list[Path]:
     """The complete checkpoint folders of a run, oldest first (a complete one has state.json)."""
-    return [p.parent for p in sorted((Path(run) / CHECKPOINTS).glob("step-*/state.json"))]
+    return [p.parent for p in sorted((Path(run) / CHECKPOINTS).glob(f"step-*/{CHECKPOINT_STATE}"))]
 
 
 def latest_checkpoint(run: str | Path) -> Path | None:

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from pddlib import noise
-from pddlib.data.transforms import to_pil
+from pddlib.data.transforms import as_pil_list, pil_grid
 
 
 class NotebookFigure(Figure):
@@ -38,26 +38,6 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, panel: tuple[float, float] = (
     """A figure of nrows x ncols panels of `panel` inches each; axes as a 2-D array."""
     fig = NotebookFigure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
     return fig, np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False, **kwargs))
-
-
-def as_pil_list(images: torch.Tensor | Sequence[Image.Image]) -> list[Image.Image]:
-    """A list of PIL RGB images from PIL images or a tensor (N, 3, H, W) in [-1, 1]."""
-    if isinstance(images, torch.Tensor):
-        return to_pil(images)
-    return [im.convert("RGB") for im in images]
-
-
-def pil_grid(images: torch.Tensor | Sequence[Image.Image], nrow: int | None = None,
-             pad: int = 2) -> Image.Image:
-    """One PIL image tiling equal-sized images, `nrow` per row, on white with `pad` px gaps."""
-    ims = as_pil_list(images)
-    nrow = nrow or math.ceil(math.sqrt(len(ims)))
-    w, h = ims[0].size
-    rows = math.ceil(len(ims) / nrow)
-    grid = Image.new("RGB", (nrow * (w + pad) - pad, rows * (h + pad) - pad), (255, 255, 255))
-    for i, im in enumerate(ims):
-        grid.paste(im, ((i % nrow) * (w + pad), (i // nrow) * (h + pad)))
-    return grid
 
 
 def show_image(ax: Axes, image: Image.Image | torch.Tensor, title: str | None = None) -> None:

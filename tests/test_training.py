@@ -20,8 +20,11 @@ from pddlib.models import TINY, build_unet
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.runs import latest_checkpoint, read_loss_log
 from pddlib.schedulers import SCHEDULERS
-from pddlib.training import StepInfo, TrainingDiverged, batch_indices, diffusion_loss, draw_batch, draw_timesteps, learning_rate, noise_scheduler, train
-from pddlib.recipes import TrainConfig, tiny_config, tiny_latent_config
+from pddlib.batches import batch_indices, draw_batch
+from pddlib.objectives import objective_for
+from pddlib.recipes import TrainConfig, learning_rate, tiny_config, tiny_latent_config
+from pddlib.saving import TrainingDiverged
+from pddlib.training import StepInfo, train
 
 NAMES = ["red", "blue"]
 
@@ -161,21 +164,10 @@ def test_batches_are_epoch_permutations_and_pure_functions_of_the_step() -> None
     assert sorted(rows[10:].tolist()) == list(range(10))
     cfg = tiny_config()
     a, b = draw_batch(cfg, 3, 12), draw_batch(cfg, 3, 12)
-    assert torch.equal(a.noise, b.noise) and torch.equal(a.timesteps, b.timesteps)
+    assert torch.equal(a.noise, b.noise) and torch.equal(a.times, b.times)
     assert not torch.equal(a.noise, draw_batch(cfg, 4, 12).noise)
     half = a.part(1, 2)
     assert torch.equal(half.noise, a.noise[4:]) and torch.equal(half.index, a.index[4:])
-
-
-def test_timestep_shift_favours_high_noise_and_shift_one_is_uniform() -> None:
-    plain = draw_timesteps(4000, 1000, 1.0, torch.Generator().manual_seed(0))
-    uniform = torch.randint(0, 1000, (4000,), generator=torch.Generator().manual_seed(0))
-    assert torch.equal(plain, uniform)
-    shifted = draw_timesteps(4000, 1000, 3.0, torch.Generator().manual_seed(0))
-    assert shifted.dtype == torch.long and 0 <= shifted.min() and shifted.max() <= 999
-    # u -> 3u / (1 + 2u): the median draw u = 0.5 lands at 0.75, so ~half the draws are >= 750.
-    assert (shifted >= 750).float().mean() == pytest.approx(0.5, abs=0.03)
-    assert (plain >= 750).float().mean() == pytest.approx(0.25, abs=0.03)
 
 
 def test_learning_rate_warms_up_then_decays_to_the_floor() -> None:
@@ -186,60 +178,14 @@ def test_learning_rate_warms_up_then_decays_to_the_floor() -> None:
     assert learning_rate(cfg, 110) == pytest.approx(1e-4)
 
 
-def test_objective_is_noise_prediction_mse_with_min_snr_weights() -> None:
-    sched = noise_scheduler(TrainConfig(prediction_type="epsilon"))
-    g = torch.Generator().manual_seed(0)
-    x0, noise = torch.rand(4, 3, 8, 8, generator=g) * 2 - 1, torch.randn(4, 3, 8, 8, generator=g)
-    t = torch.tensor([1, 100, 500, 999])
-
-    class Zero(torch.nn.Module):  # predicts 0: the per-image loss is mean(target**2)
-        def forward(self, x, t, class_labels=None):
-            return type("Out", (), {"sample": torch.zeros_like(x)})()
-
-    per_image = (noise ** 2).mean(dim=(1, 2, 3))
-    assert diffusion_loss(Zero(), sched, x0, noise, t, None, None) == pytest.approx(
-        per_image.mean().item())
-    a = sched.alphas_cumprod[t]
-    snr = a / (1 - a)
-    w = snr.clamp(max=5.0) / snr
-    assert diffusion_loss(Zero(), sched, x0, noise, t, None, 5.0) == pytest.approx(
-        (w * per_image).mean().item())
-
-
-def test_v_prediction_objective_is_min_snr_weighted_mse_on_v() -> None:
-    sched = noise_scheduler(TrainConfig())
-    unet = build_unet(TINY, NAMES, seed=0)
-    g = torch.Generator().manual_seed(0)
-    x0 = torch.rand(3, 3, 16, 16, generator=g) * 2 - 1
-    noise = torch.randn(3, 3, 16, 16, generator=g)
-    t, labels = torch.tensor([3, 400, 990]), torch.tensor([0, 1, 2])
-    with torch.no_grad():
-        loss = diffusion_loss(unet, sched, x0, noise, t, labels, 5.0)
-        # The same objective written out: v = sqrt(abar) eps - sqrt(1 - abar) x0.
-        abar = sched.alphas_cumprod[t][:, None, None, None]
-        x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
-        v = abar.sqrt() * noise - (1 - abar).sqrt() * x0
-        pred = unet(x_t, t, class_labels=labels).sample
-        per_image = ((pred - v) ** 2).mean(dim=(1, 2, 3))
-    snr = sched.alphas_cumprod[t] / (1 - sched.alphas_cumprod[t])
-    expected = (snr.clamp(max=5.0) / (snr + 1) * per_image).mean()
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
-
-
 def test_flow_matching_trains_on_shifted_times_and_saves_its_own_sampler(ds, tmp_path) -> None:
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    from pddlib.flow import flow_loss
-
     cfg = tiny_config(prediction_type="flow", snr_gamma=None, timestep_shift=3.0, sample_every=2)
-    t = draw_batch(replace(cfg, batch_size=4096), 0, len(ds)).timesteps
+    t = draw_batch(replace(cfg, batch_size=4096), 0, len(ds)).times
     assert t.is_floating_point() and 0 < t.min() and t.max() < 1 and t.median() > 0.7
-    sched = noise_scheduler(cfg)
+    sched = objective_for(cfg).noise_scheduler()
     assert isinstance(sched, FlowMatchEulerDiscreteScheduler) and sched.config.shift == 3.0
-    unet, x0 = build_unet(TINY, NAMES, seed=0), torch.rand(2, 3, 16, 16) * 2 - 1
-    noise, times, labels = torch.randn(2, 3, 16, 16), torch.tensor([0.2, 0.8]), torch.tensor([0, 1])
-    assert torch.equal(diffusion_loss(unet, sched, x0, noise, times, labels, None),
-                       flow_loss(unet, x0, noise, times, labels))
 
     result = train(cfg, ds, tmp_path)
     assert math.isfinite(result.loss) and (tmp_path / "samples" / "step-000002.png").is_file()
@@ -252,7 +198,7 @@ def test_flow_matching_trains_on_shifted_times_and_saves_its_own_sampler(ds, tmp
 def test_objectives_that_do_not_go_together_are_refused(ds, tmp_path) -> None:
     with pytest.raises(ValueError, match="set snr_gamma=None"):
         train(tiny_config(prediction_type="flow"), ds, tmp_path)
-    with pytest.raises(ValueError, match=r"Unknown prediction_type 'sample'; choose one of"):
+    with pytest.raises(ValueError, match=r"Unknown objective \(prediction_type\) 'sample'; choose one of"):
         train(tiny_config(prediction_type="sample"), ds, tmp_path)
     assert not any(tmp_path.iterdir())  # refused before anything was written
 
@@ -303,20 +249,20 @@ def test_cli_train_then_sample(ds, tmp_path: Path, monkeypatch, capsys) -> None:
 
 
 def test_course_model_trains_once_then_loads(ds, tmp_path: Path, capsys) -> None:
-    from pddlib.course import course_config, course_model, trained_run
+    from pddlib.trained import course_config, course_model, trained_run
 
-    pipe = course_model(fast=True, data=ds, runs=tmp_path)
+    pipe = course_model(fast=True, data=ds, root=tmp_path)
     assert "Training the tiny FAST-mode model" in capsys.readouterr().out
     assert pipe.class_names == NAMES
-    again = course_model(fast=True, data=ds, runs=tmp_path)
+    again = course_model(fast=True, data=ds, root=tmp_path)
     assert "Loaded the tiny FAST-mode model" in capsys.readouterr().out
     assert torch.equal(again.unet.conv_in.weight, pipe.unet.conv_in.weight)
     assert len(list(tmp_path.iterdir())) == 1
     # Any other config gets its own folder, trained once and then reused.
     twin = replace(course_config(fast=True), prediction_type="flow", snr_gamma=None)
-    folder = trained_run(twin, ds, name="objective", runs=tmp_path)
+    folder = trained_run(twin, ds, name="objective", root=tmp_path)
     assert folder.name.startswith("objective-fast-cond-") and len(list(tmp_path.iterdir())) == 2
-    assert trained_run(twin, ds, name="objective", runs=tmp_path) == folder
+    assert trained_run(twin, ds, name="objective", root=tmp_path) == folder
     assert "Loaded the objective model from" in capsys.readouterr().out
 
 

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from pddlib import noise, viz
+from pddlib.data.transforms import pil_grid
 
 matplotlib.use("Agg")
 
@@ -26,7 +27,7 @@ def visible_axes(fig) -> list:
 
 def test_pil_grid_size_and_placement() -> None:
     ims = [Image.new("RGB", (8, 6), (i * 40, 0, 0)) for i in range(5)]
-    grid = viz.pil_grid(ims, nrow=3, pad=2)
+    grid = pil_grid(ims, nrow=3, pad=2)
     assert grid.size == (3 * 8 + 2 * 2, 2 * 6 + 2)
     assert grid.getpixel((10 + 1, 0)) == (40, 0, 0)  # second image starts after 8 px + 2 pad
     assert grid.getpixel((grid.width - 1, grid.height - 1)) == (255, 255, 255)  # empty slot

@@ -1,13 +1,15 @@
-"""Image <-> tensor transforms: PIL RGB images to normalised (N, 3, S, S) tensors and back.
+"""Image <-> tensor transforms: PIL RGB images to normalised (N, 3, S, S) tensors and back, and grids.
 
 `to_uint8` lives in pddlib.pixels (all pixel-range conversions do) and is re-exported here.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
-__all__ = ["as_uint8", "resize_square", "to_pil", "to_tensor", "to_uint8"]
+__all__ = ["as_pil_list", "as_uint8", "pil_grid", "resize_square", "to_pil", "to_tensor",
+           "to_uint8"]
 
 import numpy as np
 import torch
@@ -68,3 +70,23 @@ def as_uint8(images, size: int | None = None) -> np.ndarray:
     if not images:
         return np.zeros((0, size, size, 3), np.uint8)
     return np.stack([np.asarray(resize_square(im, size), dtype=np.uint8) for im in images])
+
+
+def as_pil_list(images: torch.Tensor | Sequence[Image.Image]) -> list[Image.Image]:
+    """A list of PIL RGB images from PIL images or a tensor (N, 3, H, W) in [-1, 1]."""
+    if isinstance(images, torch.Tensor):
+        return to_pil(images)
+    return [im.convert("RGB") for im in images]
+
+
+def pil_grid(images: torch.Tensor | Sequence[Image.Image], nrow: int | None = None,
+             pad: int = 2) -> Image.Image:
+    """One PIL image tiling equal-sized images, `nrow` per row, on white with `pad` px gaps."""
+    ims = as_pil_list(images)
+    nrow = nrow or math.ceil(math.sqrt(len(ims)))
+    w, h = ims[0].size
+    rows = math.ceil(len(ims) / nrow)
+    grid = Image.new("RGB", (nrow * (w + pad) - pad, rows * (h + pad) - pad), (255, 255, 255))
+    for i, im in enumerate(ims):
+        grid.paste(im, ((i % nrow) * (w + pad), (i // nrow) * (h + pad)))
+    return grid
