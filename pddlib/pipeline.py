@@ -15,6 +15,7 @@ null class) there is nothing to steer towards and `guidance_scale` has no effect
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,13 +24,32 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from pddlib import runs
 from pddlib.autoencoder import decode, factor
-from pddlib.labels import label_indices
+from pddlib.labels import indices_of
 from pddlib.models import class_names_of, image_shape, null_class
+from pddlib.objectives import objective_of
 from pddlib.pixels import model_to_unit
 from pddlib.reference import resolve_model
-from pddlib.schedulers import make_scheduler
+from pddlib.samplers import SAMPLERS
+from pddlib.schedulers import SCHEDULERS, make_scheduler
 
 Label = int | str
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """How a call turns UNet outputs into the one it steps with: labels, scale, interval."""
+
+    labels: torch.Tensor | None  # (N,) each image's class; the null class when none was asked
+    scale: float  # 1: the conditional output alone
+    interval: tuple[float, float]  # guide only where t / t_max lies in [lo, hi]
+    weak_unet: UNet2DModel | None  # autoguidance's weaker model, or None: the null class
+    null: int | None  # the null class of a conditional model
+    t_max: int  # the scheduler's num_train_timesteps
+
+    def applies_at(self, t) -> bool:
+        """Whether the step at UNet timestep t is guided."""
+        lo, hi = self.interval
+        return self.scale != 1.0 and lo <= float(t) / self.t_max <= hi
 
 
 def check_weak_unet(weak: UNet2DModel, unet: UNet2DModel) -> None:
@@ -50,6 +70,7 @@ class PDDiffusionPipeline(DiffusionPipeline):
         super().__init__()
         # vae: latent diffusion (pddlib.autoencoder); the UNet then denoises its latents.
         self.register_modules(unet=unet, scheduler=scheduler, vae=vae)
+        self.sampler: str | None = None  # a pddlib sampler's name; None: the scheduler's steps
 
     @property
     def class_names(self) -> list[str]:
@@ -78,9 +99,16 @@ class PDDiffusionPipeline(DiffusionPipeline):
 
     def with_scheduler(self, name: str) -> PDDiffusionPipeline:
         """A new pipeline sharing this UNet with the sampler `name` (this one is unchanged)."""
-        # Latents are not bounded like pixels: never clip them to [-1, 1].
-        scheduler = make_scheduler(name, self.scheduler, clip_sample=self.vae is None)
-        new = type(self)(self.unet, scheduler, self.vae)
+        if name not in SAMPLERS and name not in SCHEDULERS:
+            raise ValueError(f"Unknown scheduler {name!r}; choose a diffusers scheduler "
+                             f"{sorted(SCHEDULERS)} or a pddlib sampler {sorted(SAMPLERS)}.")
+        if name in SAMPLERS:  # pddlib's own: steps on the objective's x0 estimate
+            new = type(self)(self.unet, self.scheduler, self.vae)
+            new.sampler = name
+        else:  # a diffusers scheduler of the model's family
+            # Latents are not bounded like pixels: never clip them to [-1, 1].
+            scheduler = make_scheduler(name, self.scheduler, clip_sample=self.vae is None)
+            new = type(self)(self.unet, scheduler, self.vae)
         new.set_progress_bar_config(**getattr(self, "_progress_bar_config", {"disable": True}))
         return new
 
@@ -111,7 +139,7 @@ class PDDiffusionPipeline(DiffusionPipeline):
         if len(labels) != batch_size:
             raise ValueError(f"Got {len(labels)} class labels for batch_size={batch_size}: "
                              "pass one label, or one per image.")
-        return torch.tensor(label_indices(labels, self.class_names, "this model"), dtype=torch.long)
+        return torch.tensor(indices_of(labels, self.class_names, "this model"), dtype=torch.long)
 
     @torch.no_grad()
     def __call__(
@@ -147,77 +175,126 @@ class PDDiffusionPipeline(DiffusionPipeline):
         step with "latents", "pred_original_sample" (x0, None where the scheduler does not give
         it) and "noise_pred"; a returned "latents" replaces the current latents.
         """
+        self.check_inputs(batch_size, generator, output_type, guidance_interval, weak_unet)
+        guidance = self.prepare_guidance(class_labels, batch_size, guidance_scale,
+                                         guidance_interval, weak_unet)
+        latents = self.prepare_latents(batch_size, generator, latents)
+        if self.sampler is None:
+            latents = self.scheduler_loop(latents, num_inference_steps, generator, guidance,
+                                          callback_on_step_end)
+        else:
+            latents = self.sampler_loop(latents, num_inference_steps, generator, guidance,
+                                        callback_on_step_end)
+        image = self.decode_latents(latents, output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (image,)
+        return ImagePipelineOutput(images=image)
+
+    def check_inputs(self, batch_size: int, generator, output_type: str,
+                     guidance_interval: tuple[float, float], weak_unet: UNet2DModel | None) -> None:
+        """Refuse arguments that do not go together, each with one clear message."""
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
-        unet, scheduler, device = self.unet, self.scheduler, self._execution_device
-        channels, size, _ = image_shape(unet)
-        shape = (batch_size, channels, size, size)
         if isinstance(generator, list) and len(generator) != batch_size:
             raise ValueError(f"Got {len(generator)} generators for batch_size={batch_size}.")
+        lo, hi = guidance_interval
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"guidance_interval must be (lo, hi) with 0 <= lo <= hi <= 1, "
+                             f"got {guidance_interval}.")
+        if weak_unet is not None:
+            check_weak_unet(weak_unet, self.unet)
 
-        null = null_class(unet)
+    def prepare_guidance(self, class_labels, batch_size: int, guidance_scale: float,
+                         interval: tuple[float, float], weak_unet: UNet2DModel | None) -> Guidance:
+        """Each image's label (the null class when none is asked for) and how to guide."""
+        null, device = null_class(self.unet), self._execution_device
         if class_labels is not None:
             labels = self.label_ids(class_labels, batch_size).to(device)
         elif null is not None:
             labels = torch.full((batch_size,), null, dtype=torch.long, device=device)
         else:
             labels = None
-        guidance_scale = self.effective_guidance(guidance_scale, class_labels)
-        guided = guidance_scale != 1.0
-        lo, hi = guidance_interval
-        if not 0.0 <= lo <= hi <= 1.0:
-            raise ValueError(f"guidance_interval must be (lo, hi) with 0 <= lo <= hi <= 1, "
-                             f"got {guidance_interval}.")
-        if weak_unet is not None:
-            check_weak_unet(weak_unet, unet)
-        # Classifier-free guidance runs the conditional and unconditional halves as one batch.
-        both = torch.cat([labels, torch.full_like(labels, null)]) if guided else None
-        t_max = scheduler.config.num_train_timesteps
+        return Guidance(labels, self.effective_guidance(guidance_scale, class_labels), interval,
+                        weak_unet, null, self.scheduler.config.num_train_timesteps)
 
+    def prepare_latents(self, batch_size: int, generator, latents: torch.Tensor | None,
+                        ) -> torch.Tensor:
+        """The start noise: drawn from `generator`, or the given latents checked for shape."""
+        shape = (batch_size, *image_shape(self.unet))
+        device, dtype = self._execution_device, self.unet.dtype
         if latents is None:
             # Draw on the generator's device (CPU generators stay reproducible across devices).
-            latents = randn_tensor(shape, generator=generator, device=device, dtype=unet.dtype)
-        elif tuple(latents.shape) != shape:
+            return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        if tuple(latents.shape) != shape:
+            size = shape[-1]
             raise ValueError(
                 f"latents have shape {tuple(latents.shape)}, but this model makes {size}x{size} "
                 f"images: pass latents of shape {shape} (the model was trained at {size} px).")
+        return latents.to(device=device, dtype=dtype)
+
+    def model_output(self, x: torch.Tensor, t, guidance: Guidance) -> torch.Tensor:
+        """The UNet's output at (x, t) with guidance applied: the one place guidance happens."""
+        labels = guidance.labels
+        if not guidance.applies_at(t):
+            return self.unet(x, t, class_labels=labels).sample
+        if guidance.weak_unet is not None:  # autoguidance: away from the weaker model
+            cond = self.unet(x, t, class_labels=labels).sample
+            weak = guidance.weak_unet(x, t, class_labels=labels).sample
+            return weak + guidance.scale * (cond - weak)
+        # Classifier-free guidance: away from the null class, both halves in one UNet call.
+        both = torch.cat([labels, torch.full_like(labels, guidance.null)])
+        cond, uncond = self.unet(torch.cat([x, x]), t, class_labels=both).sample.chunk(2)
+        return uncond + guidance.scale * (cond - uncond)
+
+    def scheduler_loop(self, latents: torch.Tensor, steps: int, generator, guidance: Guidance,
+                       callback: Callable[..., dict] | None) -> torch.Tensor:
+        """Denoise with the diffusers scheduler: `scheduler.step` on each guided UNet output."""
+        scheduler = self.scheduler
         # Set the timesteps first: init_noise_sigma of Euler-type schedulers depends on them
         # (scaling by the previous call's value would make results depend on call order).
-        scheduler.set_timesteps(num_inference_steps, device=device)
+        scheduler.set_timesteps(steps, device=latents.device)
         # Flow-matching schedulers start at unit noise and take the UNet's input as it is.
-        sigma = getattr(scheduler, "init_noise_sigma", 1.0)
-        latents = latents.to(device=device, dtype=unet.dtype) * sigma
+        latents = latents * getattr(scheduler, "init_noise_sigma", 1.0)
         scale = getattr(scheduler, "scale_model_input", lambda x, t: x)
-
         for i, t in enumerate(self.progress_bar(scheduler.timesteps)):
-            guide = guided and lo <= float(t) / t_max <= hi
-            if not guide:
-                out = unet(scale(latents, t), t, class_labels=labels).sample
-            elif weak_unet is not None:  # autoguidance: away from the weaker model's prediction
-                x_in = scale(latents, t)
-                cond = unet(x_in, t, class_labels=labels).sample
-                weak = weak_unet(x_in, t, class_labels=labels).sample
-                out = weak + guidance_scale * (cond - weak)
-            else:  # classifier-free guidance: away from the null class's prediction
-                cond, uncond = unet(scale(torch.cat([latents, latents]), t), t,
-                                    class_labels=both).sample.chunk(2)
-                out = uncond + guidance_scale * (cond - uncond)
+            out = self.model_output(scale(latents, t), t, guidance)
             step = scheduler.step(out, t, latents, generator=generator)
             latents = step.prev_sample
-            if callback_on_step_end is not None:
+            if callback is not None:
                 kwargs = {"latents": latents, "noise_pred": out,
                           "pred_original_sample": getattr(step, "pred_original_sample", None)}
-                latents = callback_on_step_end(self, i, t, kwargs).get("latents", latents)
+                latents = callback(self, i, t, kwargs).get("latents", latents)
+        return latents
 
+    def sampler_loop(self, latents: torch.Tensor, steps: int, generator, guidance: Guidance,
+                     callback: Callable[..., dict] | None) -> torch.Tensor:
+        """Denoise with a pddlib sampler: the objective turns each guided output into x0."""
+        objective = objective_of(self.scheduler)
+        times, alphas, sigmas = objective.sampling_levels(steps)
+
+        with self.progress_bar(total=steps) as bar:
+            def denoise(x: torch.Tensor, i: int) -> torch.Tensor:
+                t = objective.unet_timestep(times[i]).to(x.device)
+                x0 = objective.to_x0(x, self.model_output(x, t, guidance), times[i])
+                bar.update()
+                return x0
+
+            def after_step(i: int, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+                if callback is None:
+                    return x
+                kwargs = {"latents": x, "noise_pred": None, "pred_original_sample": x0}
+                return callback(self, i, times[i], kwargs).get("latents", x)
+
+            return SAMPLERS[self.sampler](denoise, latents, alphas, sigmas, generator=generator,
+                                          callback=after_step)
+
+    def decode_latents(self, latents: torch.Tensor, output_type: str):
+        """The UNet's space to images in [0, 1]: decoded by the autoencoder of a latent model."""
         if self.vae is not None:
             latents = decode(self.vae, latents)
         image = model_to_unit(latents).float()
-        if output_type != "pt":
-            image = image.cpu().permute(0, 2, 3, 1).numpy()
-            if output_type == "pil":
-                image = self.numpy_to_pil(image)
-        self.maybe_free_model_hooks()
-        if not return_dict:
-            return (image,)
-        return ImagePipelineOutput(images=image)
-
+        if output_type == "pt":
+            return image
+        image = image.cpu().permute(0, 2, 3, 1).numpy()
+        return self.numpy_to_pil(image) if output_type == "pil" else image

@@ -1,4 +1,4 @@
-"""Turning the sampling knobs with evidence: seeds, steps, schedulers, guidance, the loop inside.
+"""Notebook 04's experiments: the sampling knobs turned with evidence (seeds, steps, guidance, inside).
 
 Notebook 04's figures are short calls into these functions. Each one samples a
 `PDDiffusionPipeline` with explicit seeds and returns tensors (N, 3, S, S) in [-1, 1] (what
@@ -20,7 +20,8 @@ from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
 from pddlib.models import image_shape
 from pddlib.pipeline import Label, PDDiffusionPipeline
 from pddlib.pixels import to_uint8, unit_to_model
-from pddlib.schedulers import NAMES
+from pddlib.reverse import from_ve
+from pddlib.schedulers import NAMES, is_flow
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -245,13 +246,19 @@ def evenly_spaced_steps(num_inference_steps: int, k: int = 6) -> list[int]:
     return sorted({round(i * (num_inference_steps - 1) / max(1, k - 1)) for i in range(k)})
 
 
+def carries_ve(pipe: PDDiffusionPipeline) -> bool:
+    """Whether pipe's loop carries x0 + sigma noise (diffusers' Euler-type DDPM-family samplers)."""
+    scheduler = pipe.scheduler
+    return pipe.sampler is None and not is_flow(scheduler) and hasattr(scheduler, "sigmas")
+
+
 def collect_trajectory(pipe: PDDiffusionPipeline, *, at: Sequence[int] | None = None,
                        seed: int = 0, n: int = 1, scheduler: str = DEFAULT_SCHEDULER, steps: int = DEFAULT_STEPS,
                        class_label: Label | None = None, guidance: float = 1.0) -> Trajectory:
     """Run the sampler with `callback_on_step_end`, keeping x_t and predicted x0 at steps `at`.
 
-    `at` are step indices (default: 6 evenly spaced). x0 comes from the scheduler's
-    `pred_original_sample`: ddpm, ddim, euler and euler-a report it, dpm++ does not.
+    `at` are step indices (default: 6 evenly spaced). x0 comes from the step's
+    `pred_original_sample`: pddlib's samplers and most diffusers schedulers report it.
     """
     p = pipe.with_scheduler(scheduler)
     keep = set(evenly_spaced_steps(steps) if at is None else at)
@@ -264,14 +271,12 @@ def collect_trajectory(pipe: PDDiffusionPipeline, *, at: Sequence[int] | None = 
             x0 = kwargs["pred_original_sample"]
             if x0 is None:
                 raise ValueError(f"The {scheduler} scheduler does not report the predicted x0; "
-                                 "use ddpm, ddim, euler or euler-a to look inside the loop.")
+                                 f"look inside the loop with another, e.g. {DEFAULT_SCHEDULER} "
+                                 "or one of pddlib.samplers.")
             x_t = kwargs["latents"]
-            sigmas = getattr(pipe_.scheduler, "sigmas", None)
-            if sigmas is not None:
-                # Euler-type samplers carry x0 + sigma * noise; divide to get the unit-variance
-                # x_t that DDPM and DDIM carry (after the step, step_index points at its sigma).
-                sigma = sigmas[pipe_.scheduler.step_index]
-                x_t = x_t / (sigma ** 2 + 1) ** 0.5
+            if carries_ve(pipe_):
+                # After the step, step_index points at the sigma of the new x.
+                x_t = from_ve(x_t, pipe_.scheduler.sigmas[pipe_.scheduler.step_index])
             record["steps"].append(i)
             record["timesteps"].append(int(t))
             record["x_t"].append(x_t.detach().cpu().clone())
