@@ -20,15 +20,11 @@ from PIL import Image
 
 from pddlib.cli import main
 from pddlib.data import COLUMNS, load_images
-from pddlib.data.commons import (
-    STANDARD_WIDTHS,
-    ScrapeConfig,
-    Scraper,
-    check_email,
-    retry_after_seconds,
-    scrape,
-    user_agent,
-)
+from pddlib.data.commons import Scraper, scrape
+from pddlib.data.httpclient import retry_after_seconds, user_agent
+from pddlib.data.mediawiki import STANDARD_WIDTHS
+from pddlib.data.schema import DECISIONS, IMAGES, METADATA, STATE
+from pddlib.data.scrapeconfig import ScrapeConfig, check_email
 
 EMAIL = "course-tests@pd-diffusion.org"
 ROOT = "PD-Art (PD-old-100)"
@@ -136,11 +132,11 @@ def run(server: FaultyCommons, out: Path, **kw):
 
 
 def rows(out: Path) -> list[dict]:
-    return [json.loads(x) for x in (out / "metadata.jsonl").read_text().splitlines()]
+    return [json.loads(x) for x in (out / METADATA).read_text().splitlines()]
 
 
 def decisions(out: Path) -> dict[str, dict]:
-    lines = (out / "decisions.jsonl").read_text().splitlines()
+    lines = (out / DECISIONS).read_text().splitlines()
     return {d["title"]: d for d in map(json.loads, lines)}
 
 
@@ -235,7 +231,7 @@ def test_protocol_decisions_and_output(tmp_path: Path) -> None:
         "/wiki/File:Landscape_2.jpg")
     assert (r["width"], r["height"]) == (250, 188) and re.fullmatch(r"[0-9a-f]{40}", r["sha1"])
     # Safe names, inside images/, EXIF gone, nothing half-written.
-    images_dir = out / "images"
+    images_dir = out / IMAGES
     assert sorted(p.name for p in images_dir.iterdir()) == sorted(
         Path(r["file_name"]).name for r in meta)
     evil = next(r for r in meta if "evil" in r["title"])
@@ -292,7 +288,10 @@ def test_gives_up_after_retry_limit_and_resumes(tmp_path: Path) -> None:
     reference = tmp_path / "ref"
     with wiki() as server:
         run(server, reference, batch_size=2)
-    strip = lambda rs: [{k: v for k, v in r.items() if k != "source_url"} for r in rs]
+
+    def strip(rs: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "source_url"} for r in rs]
+
     assert strip(rows(reference)) == strip(again)
 
 
@@ -300,7 +299,7 @@ def test_limit_then_rerun(tmp_path: Path) -> None:
     out = tmp_path / "ds"
     with wiki() as server:
         assert run(server, out, limit=2).accepted == 2
-        assert len(rows(out)) == 2 and len(list((out / "images").iterdir())) == 2
+        assert len(rows(out)) == 2 and len(list((out / IMAGES).iterdir())) == 2
         assert not run(server, out, limit=2).complete
         summary = run(server, out)
         fetched = [r.path for r in server.requests_of("image")]
@@ -315,12 +314,12 @@ def test_killed_mid_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) ->
     real_replace, calls, saved = os.replace, [], {}
 
     def dying_replace(src, dst):
-        if Path(dst).parent.name == "images":
+        if Path(dst).parent.name == IMAGES:
             if len(calls) == 1:
                 # Die mid-batch: the 1st image stored but not yet in the saved state, the 2nd
                 # written to a temporary file but never renamed. Keep the state as it was on
                 # disk at this moment: a hard kill runs no clean-up code.
-                saved["state"] = (out / "scrape_state.json").read_bytes()
+                saved["state"] = (out / STATE).read_bytes()
                 raise KeyboardInterrupt
             calls.append(dst)
         real_replace(src, dst)
@@ -330,15 +329,15 @@ def test_killed_mid_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) ->
         with pytest.raises(KeyboardInterrupt):
             run(server, out)
         monkeypatch.setattr(os, "replace", real_replace)
-        (out / "scrape_state.json").write_bytes(saved["state"])
-        finals = [p for p in (out / "images").iterdir() if not p.name.startswith(".")]
+        (out / STATE).write_bytes(saved["state"])
+        finals = [p for p in (out / IMAGES).iterdir() if not p.name.startswith(".")]
         assert all(Image.open(p).verify() is None for p in finals)
         assert len(calls) == len(finals) == 1
         assert json.loads(saved["state"])["items"] == {}
         summary = run(server, out)
         fetched = [r.path for r in server.requests_of("image")]
     assert summary.accepted == 7 and len(rows(out)) == 7
-    assert not list((out / "images").glob(".*"))  # no temporary leftovers
+    assert not list((out / IMAGES).glob(".*"))  # no temporary leftovers
     assert len(set(fetched)) == 7
     for stored in finals:  # an image stored before the kill is reused, not fetched again
         stem = stored.name.rsplit("-", 1)[0].replace("_", "%20")
@@ -367,7 +366,7 @@ def test_truncated_and_mismatching_downloads_are_never_kept(tmp_path: Path) -> N
     assert tries == {"Truncated": 3, "Wrong": 3, "Not": 3}  # retried, then recorded as failed
     assert summary.errors == {"truncated download": 1, "checksum mismatch": 1,
                               "undecodable download": 1}
-    names = " ".join(p.name for p in (out / "images").iterdir())
+    names = " ".join(p.name for p in (out / IMAGES).iterdir())
     assert "Truncated" not in names and "Wrong" not in names and "Not_an" not in names
     assert summary.accepted == 7
 

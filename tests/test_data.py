@@ -11,17 +11,18 @@ import torch
 from PIL import Image
 
 from pddlib.data import COLUMNS, class_counts, load_images, stratified_split, to_pil, to_tensor
+from pddlib.data.schema import DECISIONS, IMAGES, METADATA, STATE
 
 
 def write_folder(root: Path, labels: list[str]) -> Path:
     """Write a tiny imagefolder with metadata.jsonl in the scraper's layout."""
-    (root / "images").mkdir(parents=True)
-    with (root / "metadata.jsonl").open("w") as f:
+    (root / IMAGES).mkdir(parents=True)
+    with (root / METADATA).open("w") as f:
         for i, label in enumerate(labels):
             colour = (i * 37 % 256, i * 91 % 256, 200)
-            Image.new("RGB", (12, 10), colour).save(root / "images" / f"{i:03d}.png")
+            Image.new("RGB", (12, 10), colour).save(root / IMAGES / f"{i:03d}.png")
             row = {
-                "file_name": f"images/{i:03d}.png", "label": label, "title": f"File:{i}.png",
+                "file_name": f"{IMAGES}/{i:03d}.png", "label": label, "title": f"File:{i}.png",
                 "source": "wikimedia-commons", "source_url": f"https://example.test/{i}",
                 "author": "Anon", "license": "Public domain", "license_url": "",
                 "license_reason": "pd + PD category", "sha1": f"{i:040x}",
@@ -50,8 +51,14 @@ def test_unknown_source_is_one_clear_error(tmp_path: Path) -> None:
         load_images(tmp_path, split="test")
 
 
+def test_folder_layout_keeps_its_names() -> None:
+    # HF's imagefolder reads only metadata.jsonl, and scrape folders already made must resume.
+    assert (IMAGES, METADATA, DECISIONS, STATE) == (
+        "images", "metadata.jsonl", "decisions.jsonl", "scrape_state.json")
+
+
 def test_folder_missing_schema_columns(tmp_path: Path) -> None:
-    (tmp_path / "metadata.jsonl").write_text(json.dumps({"file_name": "a.png"}) + "\n")
+    (tmp_path / METADATA).write_text(json.dumps({"file_name": "a.png"}) + "\n")
     with pytest.raises(ValueError, match="lacks the schema columns"):
         load_images(tmp_path)
 

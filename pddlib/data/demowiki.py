@@ -307,7 +307,11 @@ def paint(kind: str, seed: int, size: tuple[int, int] = (480, 360)) -> Image.Ima
     """Paint a synthetic stand-in 'old painting' of a kind (landscape, portrait, marine, ...)."""
     rng = np.random.default_rng(seed)
     w, h = size
-    c = lambda lo, hi: tuple(int(v) for v in rng.integers(lo, hi, 3))
+
+    def c(lo: int, hi: int) -> tuple[int, ...]:
+        """A random colour, each channel in [lo, hi)."""
+        return tuple(int(v) for v in rng.integers(lo, hi, 3))
+
     img = Image.new("RGB", size, c(120, 220))
     d = ImageDraw.Draw(img)
     if kind in ("landscape", "marine"):
@@ -373,7 +377,7 @@ def demo_wiki(image_delay: float = 0.0) -> LocalCommons:
     files: list[WikiFile] = []
     cats: dict[str, list[str]] = {ROOT: [f"Category:{c}" for c in DEMO_LABELS]}
     seed = 0
-    for (cat, kind), artist in zip(DEMO_LABELS.items(), artists):
+    for (cat, kind), artist in zip(DEMO_LABELS.items(), artists, strict=True):
         cats[cat] = []
         for i in range(4):
             seed += 1

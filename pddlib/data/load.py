@@ -9,10 +9,9 @@ import datasets
 import numpy as np
 
 from pddlib.data import checks, openclipart
-from pddlib.data.schema import COLUMNS, features
+from pddlib.data.schema import COLUMNS, METADATA, features
 
 SPLITS = ("train", "heldout")
-METADATA = "metadata.jsonl"
 
 
 def stratified_split(
@@ -93,7 +92,7 @@ def load_images(
     else:
         raise ValueError(
             f"Unknown image source {str(source)!r}: expected 'openclipart' (the embedded "
-            "public-domain set) or the folder of a scraped dataset (with metadata.jsonl)."
+            f"public-domain set) or the folder of a scraped dataset (with {METADATA})."
         )
     if split is None:
         return ds
@@ -105,4 +104,4 @@ def class_counts(ds: datasets.Dataset) -> dict[str, int]:
     """Return {class name: number of rows} for a dataset with the common schema."""
     names = ds.features["label"].names
     counts = np.bincount(np.asarray(ds["label"], dtype=np.int64), minlength=len(names))
-    return dict(zip(names, counts.tolist()))
+    return dict(zip(names, counts.tolist(), strict=True))
