@@ -26,20 +26,21 @@ import argparse
 import numpy as np
 import torch
 
-from pddlib.course import course_run_dir
 from pddlib.data import load_images
 from pddlib.data.transforms import as_uint8
 from pddlib.metrics import generate_samples, replication
 from pddlib.models import ModelConfig
 from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.trained import course_run_dir
 from pddlib.training import train
 from pddlib.recipes import TrainConfig
 
 # Notebook 06's model and recipe (unconditional, 16 px, 400 steps of 16 images).
 SMALL = ModelConfig(sample_size=16, block_out_channels=(32, 64, 64), attention=(False,) * 3,
                     layers_per_block=1, norm_num_groups=8)
-CONFIG = TrainConfig(model=SMALL, conditional=False, max_steps=400, batch_size=16, lr=2e-3,
-                     warmup_steps=50, checkpoint_every=10_000, sample_every=0, seed=0)
+CONFIG = TrainConfig(preset="cpu-tiny", autoencoder=None, model=SMALL, conditional=False,
+                     max_steps=400, batch_size=16, lr=2e-3, warmup_steps=50,
+                     checkpoint_every=10_000, sample_every=0, seed=0)
 THRESHOLDS = {"pixel": (0.90, 0.95), "pdcopy": (0.6, 0.7, 0.8, 0.9), "pdcls": (0.95, 0.99),
               "ink": (0.90, 0.95, 0.97)}
 

@@ -28,7 +28,7 @@ from pddlib.defaults import DEFAULT_GUIDANCE
 from pddlib.metrics import class_agreement, fd, per_class_agreement
 from pddlib.models import CLASS_NAMES_KEY
 from pddlib.pipeline import PDDiffusionPipeline
-from pddlib.training import diffusion_loss, noise_scheduler
+from pddlib.objectives import objective_for
 from pddlib.recipes import TrainConfig
 
 
@@ -66,7 +66,7 @@ def train_latent_unet(z: torch.Tensor, y: torch.Tensor, names: list[str], second
     ema = UNet2DModel.from_config(unet.config)
     ema.load_state_dict(unet.state_dict())
     config = TrainConfig()
-    sched = noise_scheduler(config)
+    objective = objective_for(config)
     opt = torch.optim.AdamW(unet.parameters(), lr=1e-3, betas=(0.9, 0.99))
     start, step = time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
@@ -74,7 +74,7 @@ def train_latent_unet(z: torch.Tensor, y: torch.Tensor, names: list[str], second
         labels = torch.where(torch.rand(32, generator=g) < config.label_dropout, len(names), y[idx])
         t = torch.randint(0, config.num_train_timesteps, (32,), generator=g)
         noise = torch.randn(z[idx].shape, generator=g)
-        loss = diffusion_loss(unet, sched, z[idx], noise, t, labels, config.snr_gamma)
+        loss = objective(unet, z[idx], noise, t, labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -115,7 +115,7 @@ def main() -> None:
     unet, unet_steps = train_latent_unet(z * scale, torch.cat([y, y]), list(names),
                                          args.unet_seconds, g)
 
-    pipe = PDDiffusionPipeline(unet, noise_scheduler(TrainConfig())).with_scheduler("euler-a")
+    pipe = PDDiffusionPipeline(unet, objective_for(TrainConfig()).noise_scheduler()).with_scheduler("euler-a")
     pipe.set_progress_bar_config(disable=True)
     labels = [c for c in range(len(names)) for _ in range(args.per_class)]
     start, latents = time.perf_counter(), []

@@ -23,8 +23,9 @@ from pddlib.schedulers import NAMES as SCHEDULER_NAMES
 
 MODEL_HELP = 'a `pddlib train` folder, or "reference" (the model shipped with pddlib)'
 
-SCHEDULER_HELP = (", ".join(SCHEDULER_NAMES) + f" (default {DEFAULT_SCHEDULER}); a flow-matching "
-                  "model: euler or euler-a")
+SCHEDULER_HELP = (", ".join(SCHEDULER_NAMES) + f" (default {DEFAULT_SCHEDULER}; a flow-matching "
+                  "model: euler or euler-a), or one of pddlib's own samplers (pddlib.samplers: "
+                  "pd-ddim, pd-ddpm, ...), which sample every objective")
 
 
 def add_course(sub: argparse._SubParsersAction) -> None:
@@ -78,12 +79,14 @@ def add_scrape(sub: argparse._SubParsersAction) -> None:
 
 def add_eval(sub: argparse._SubParsersAction) -> None:
     """Register `pddlib eval`: FD, KID, precision and recall of a model against held-out images."""
+    from pddlib.metrics.spaces import quality_spaces
+
     p = sub.add_parser("eval", help=f"measure sample quality (FD-{DEFAULT_JUDGE} offline, FID online)")
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--n", type=int, default=1000, help="images to generate")
-    p.add_argument("--features", choices=(*JUDGE_NAMES, "inception"), default=DEFAULT_JUDGE,
-                   help=f"a judge (offline, FD-<judge>; default {DEFAULT_JUDGE}) or inception "
-                        "(standard FID; needs its cached weights)")
+    p.add_argument("--features", choices=quality_spaces(), default=DEFAULT_JUDGE,
+                   help=f"a feature space: a judge (offline, FD-<judge>; default {DEFAULT_JUDGE}) "
+                        "or inception (standard FID; needs its cached weights)")
     p.add_argument("--judge", choices=JUDGE_NAMES, default=DEFAULT_JUDGE,
                    help="the classifier that names each sample's class (class agreement)")
     p.add_argument("--json", action="store_true",
@@ -112,11 +115,12 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
                             data=args.data)
         result = evaluate_model(args.model, config)
         print(json.dumps(result.to_dict()) if args.json else result)
+        from pddlib import runs
         from pddlib.provenance import eval_metrics, record_metrics
 
         record_metrics(args.model, eval_metrics(result))  # the model card reports it
         # With --json, stdout holds the JSON object alone.
-        print(f"recorded in {args.model / 'metrics.json'}; `pddlib card --model {args.model}` "
+        print(f"recorded in {args.model / runs.METRICS}; `pddlib card --model {args.model}` "
               "puts it in the model card", file=sys.stderr if args.json else sys.stdout)
         return 0
 
@@ -134,25 +138,26 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--conditional", action=argparse.BooleanOptionalAction, default=True,
                    help="class-conditional, for guidance (default); --no-conditional: not")
     p.add_argument("--max-steps", type=int, help="optimizer steps (default: the preset's)")
-    p.add_argument("--objective", choices=("v_prediction", "epsilon", "flow"),
-                   help="what the UNet learns to predict (default: the preset's); flow: flow "
-                        "matching, unweighted")
+    p.add_argument("--objective",
+                   help="what the UNet learns to predict: a name in pddlib.objectives (e.g. "
+                        "v_prediction, epsilon, flow; default: the preset's)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--seed", type=int, default=0)
 
     def run(args: argparse.Namespace) -> int:
+        from pddlib.card import write_card
         from pddlib.data import load_images
-        from pddlib.provenance import write_card
-        from pddlib.training import train
         from pddlib.recipes import recipe
+        from pddlib.training import train
 
         overrides = {"conditional": args.conditional, "seed": args.seed}
         if args.max_steps is not None:
             overrides["max_steps"] = args.max_steps
-        if args.objective is not None:  # flow matching has no min-SNR weighting
-            overrides["prediction_type"] = args.objective
-            if args.objective == "flow":
-                overrides["snr_gamma"] = None
+        if args.objective is not None:  # with the fields it needs (flow: no min-SNR weights)
+            from pddlib.objectives import objective_class
+
+            overrides.update(prediction_type=args.objective,
+                             **objective_class(args.objective).config_defaults)
         config = recipe(args.preset, **overrides)
         # Train on the train split: the held-out images stay unseen for evaluation.
         result = train(config, load_images(args.data, split="train"), args.out,
@@ -184,7 +189,7 @@ def add_sample(sub: argparse._SubParsersAction) -> None:
         import torch
 
         from pddlib.pipeline import PDDiffusionPipeline
-        from pddlib.viz import pil_grid
+        from pddlib.data.transforms import pil_grid
 
         pipe = PDDiffusionPipeline.from_run(args.model).with_scheduler(args.scheduler)
         labels = args.label if args.label is not None else pipe.classes_in_turn(args.n)
@@ -210,7 +215,8 @@ def add_card(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--example", help="class the usage example asks for (one you found it draws)")
 
     def run(args: argparse.Namespace) -> int:
-        from pddlib.provenance import read_manifest, verify_manifest, write_card
+        from pddlib.card import write_card
+        from pddlib.provenance import read_manifest, verify_manifest
 
         path = write_card(args.model, license=args.license, example=args.example)
         failures = verify_manifest(read_manifest(args.model))

@@ -21,35 +21,36 @@ RUNTIME_FIELDS = ("max_steps", "checkpoint_every", "keep_checkpoints", "sample_e
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a training run; saved as train_config.json beside the model."""
+    """Everything that defines a training run; saved beside the model (pddlib.runs.CONFIG_FILE).
 
-    preset: str = "cpu-tiny"  # model preset (pddlib.models.PRESETS)
+    The defaults are the course recipe, `pddlib train`'s default preset (cpu-latent).
+    """
+
+    preset: str = "cpu-latent"  # model preset (pddlib.models.PRESETS)
     model: ModelConfig | None = None  # a custom model shape instead of the preset
     # Latent diffusion: the folder of a saved autoencoder (pddlib.autoencoder); the UNet then
     # denoises its latents, so `model` must have in_channels = its latent channels and
     # sample_size = image size / its factor. None: pixels.
-    autoencoder: str | None = None
+    autoencoder: str | None = "pd-ae32"
     conditional: bool = True  # class-conditional (needs labels) or unconditional
-    # cpu-tiny: at equal time, steps of 16 images beat half as many of 32 (FD-pdcls 9.5 vs 11.0),
-    # and 2600 steps beat 1900 (class agreement 77 % vs 61 %; benchmarks/RESULTS.md). 2600 steps
-    # take 12 minutes at 0.28 s (2 idle cores), 19 at the 0.44 s of a slower 2-core machine.
-    max_steps: int = 2600  # optimizer steps
-    batch_size: int = 16  # images per optimizer step, over all processes and accumulation
+    # Sized so the workshop's model trains in about a quarter of an hour on two CPU cores
+    # (benchmarks/RESULTS.md records the recipe experiments behind these numbers).
+    max_steps: int = 2400  # optimizer steps
+    batch_size: int = 64  # images per optimizer step, over all processes and accumulation
     grad_accum: int = 1  # micro-batches per optimizer step (same result, less memory)
-    lr: float = 2e-3  # peak learning rate (AdamW)
-    warmup_steps: int = 50  # linear warm-up from 0 to lr
+    lr: float = 1e-3  # peak learning rate (AdamW)
+    warmup_steps: int = 200  # linear warm-up from 0 to lr
     min_lr_ratio: float = 0.05  # the cosine decays to lr * min_lr_ratio at max_steps
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.99)
     grad_clip: float = 1.0  # max global gradient norm
-    # What the UNet predicts: "v_prediction", "epsilon", or "flow" (flow matching: the velocity
-    # noise - x0 along the straight path, pddlib.flow; it needs snr_gamma=None).
+    # The objective (a name in pddlib.objectives.OBJECTIVES): what the UNet predicts.
     prediction_type: str = "v_prediction"
     snr_gamma: float | None = 5.0  # min-SNR-gamma loss weighting; None for plain MSE
     beta_schedule: str = "squaredcos_cap_v2"  # diffusers beta schedule of the training noise
     num_train_timesteps: int = 1000
-    # > 1 draws high-noise timesteps more often (draw_timesteps); for flow matching it shifts
-    # the logit-normal training times and the sampler's noise levels alike.
+    # > 1 draws high-noise times more often (the objective's draw_times); for flow matching it
+    # shifts the sampler's noise levels alike.
     timestep_shift: float = 1.0
     # Pair each image with the nearest noise sample of its batch (pddlib.noise.immiscible_order).
     immiscible: bool = False
@@ -60,7 +61,7 @@ class TrainConfig:
     mixed_precision: str = "auto"  # "no", "fp16", "bf16"; "auto" = bf16/fp16 on CUDA, else no
     checkpoint_every: int = 200  # steps between checkpoints (and one at the end)
     keep_checkpoints: int = 2  # how many recent checkpoints to keep
-    sample_every: int = 650  # steps between sample grids (0 = only at the end)
+    sample_every: int = 800  # steps between sample grids (0 = only at the end)
     sample_n: int = 16  # images per sample grid
     sample_steps: int = DEFAULT_STEPS  # denoising steps of the sample grids
     sample_scheduler: str = DEFAULT_SCHEDULER  # scheduler of the sample grids
@@ -88,25 +89,25 @@ class TrainConfig:
         return cls(**d)
 
 
-# Per-preset training defaults; TrainConfig's own defaults are the cpu-tiny recipe.
+# Per-preset training recipes.
 RECIPES: dict[str, TrainConfig] = {
-    "cpu-tiny": TrainConfig(preset="cpu-tiny"),
-    # The course recipe: latent diffusion on the shipped autoencoder, sized for the workshop's
-    # 15 minutes on two cores. At about equal time it drew more classes than cpu-tiny's pixel
-    # recipe and than a twice as wide latent UNet (benchmarks/RESULTS.md).
-    "cpu-latent": TrainConfig(preset="cpu-latent", autoencoder="pd-ae32", batch_size=64,
-                              lr=1e-3, warmup_steps=200, max_steps=2400, sample_every=800),
+    # Pixels, no autoencoder: the earlier course recipe (benchmarks/RESULTS.md).
+    "cpu-tiny": TrainConfig(preset="cpu-tiny", autoencoder=None, max_steps=2600, batch_size=16,
+                            lr=2e-3, warmup_steps=50, sample_every=650),
+    # The course recipe: latent diffusion on the shipped autoencoder, sized for the workshop.
+    # At about equal time it drew more classes than cpu-tiny's pixel recipe and than a twice as
+    # wide latent UNet (benchmarks/RESULTS.md).
+    "cpu-latent": TrainConfig(),
     # The reference model shipped in pddlib/weights: the course recipe trained 3.75 times as
     # long, with a slower EMA.
-    "cpu-reference": TrainConfig(preset="cpu-reference", autoencoder="pd-ae32", batch_size=64,
-                                 lr=1e-3, warmup_steps=200, max_steps=9_000, ema_decay=0.9995,
+    "cpu-reference": TrainConfig(preset="cpu-reference", max_steps=9_000, ema_decay=0.9995,
                                  checkpoint_every=1000, sample_every=6000),
-    "colab-t4": TrainConfig(preset="colab-t4", batch_size=64, lr=3e-4, warmup_steps=500,
-                            max_steps=20_000, ema_decay=0.9999, checkpoint_every=1000,
-                            sample_every=1000),
-    "gpu-base": TrainConfig(preset="gpu-base", batch_size=64, lr=1e-4, warmup_steps=500,
-                            max_steps=50_000, ema_decay=0.9999, checkpoint_every=2000,
-                            sample_every=2000),
+    "colab-t4": TrainConfig(preset="colab-t4", autoencoder=None, batch_size=64, lr=3e-4,
+                            warmup_steps=500, max_steps=20_000, ema_decay=0.9999,
+                            checkpoint_every=1000, sample_every=1000),
+    "gpu-base": TrainConfig(preset="gpu-base", autoencoder=None, batch_size=64, lr=1e-4,
+                            warmup_steps=500, max_steps=50_000, ema_decay=0.9999,
+                            checkpoint_every=2000, sample_every=2000),
 }
 
 
@@ -127,9 +128,10 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 
 def tiny_config(**overrides) -> TrainConfig:
-    """A config that trains the TINY model in seconds (tests, FAST notebooks)."""
-    base = TrainConfig(model=TINY, max_steps=4, batch_size=8, lr=1e-3, warmup_steps=2,
-                       checkpoint_every=2, sample_every=0, sample_n=4, sample_steps=2)
+    """A config that trains the TINY pixel model in seconds (tests, FAST notebooks)."""
+    base = TrainConfig(preset="cpu-tiny", model=TINY, autoencoder=None, max_steps=4, batch_size=8,
+                       lr=1e-3, warmup_steps=2, checkpoint_every=2, sample_every=0, sample_n=4,
+                       sample_steps=2)
     return replace(base, **overrides)
 
 
