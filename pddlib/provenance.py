@@ -1,13 +1,14 @@
-"""Provenance of a trained model: the training-data manifest, its verification, the model card.
+"""Provenance of a trained model: the training-data manifest and its verification, the compute
+record, the measurements.
 
-Every `pddlib train` output folder holds
+Every `pddlib train` output folder holds (names in pddlib.runs)
   provenance/manifest.jsonl   one row per training image: where it came from and under which
                               licence, with the reason that licence was accepted, and its sha1;
   provenance/compute.jsonl    one row per training session: device, processes, start step;
   metrics.json                measurements written by `pddlib eval` and `measure_replication`;
-  README.md                   the model card (Hugging Face format), rebuilt by `pddlib card`.
-So the claim "these weights were trained on public-domain images only" can be checked by anyone
-with the folder: `verify_manifest(read_manifest(folder))` returns the rows that fail.
+and the model card built from them (pddlib.card). So the claim "these weights were trained on
+public-domain images only" can be checked by anyone with the folder:
+`verify_manifest(read_manifest(folder))` returns the rows that fail.
 """
 
 from __future__ import annotations
@@ -23,16 +24,9 @@ from pathlib import Path
 from pddlib import runs
 from pddlib.data.checks import row_problems
 from pddlib.data.schema import TEXT_COLUMNS
-from pddlib.defaults import DEFAULT_GUIDANCE
 from pddlib.files import atomic_write
 
-PROVENANCE = "provenance"
-MANIFEST = "manifest.jsonl"
-COMPUTE = "compute.jsonl"
-METRICS = "metrics.json"
-CARD = "README.md"
 MANIFEST_FIELDS = TEXT_COLUMNS  # every text column of the common schema
-WEIGHTS_LICENSE = "cc0-1.0"  # default licence of the weights: as free as the data they learned
 
 # ---------------------------------------------------------------- the manifest
 
@@ -47,14 +41,14 @@ def manifest_rows(dataset) -> list[dict]:
 
 def write_manifest(out_dir: str | Path, dataset) -> Path:
     """Write provenance/manifest.jsonl for the images a model is trained on; return its path."""
-    return atomic_write(Path(out_dir) / PROVENANCE / MANIFEST, "".join(
+    return atomic_write(Path(out_dir) / runs.MANIFEST, "".join(
         json.dumps(row, ensure_ascii=False) + "\n" for row in manifest_rows(dataset)))
 
 
 def read_manifest(model_dir: str | Path) -> list[dict]:
     """The manifest rows of a model folder (or of a manifest.jsonl path)."""
     path = Path(model_dir)
-    path = path if path.suffix == ".jsonl" else path / PROVENANCE / MANIFEST
+    path = path if path.suffix == ".jsonl" else path / runs.MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"No provenance manifest at {path}: models trained with "
                                 "`pddlib train` (pddlib.training.train) get one; retrain, or "
@@ -134,7 +128,7 @@ def record_compute(out_dir: str | Path, *, device, processes: int = 1, start_ste
            "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
            "mixed_precision": mixed_precision, "start_step": start_step,
            "torch": torch.__version__}
-    path = Path(out_dir) / PROVENANCE / COMPUTE
+    path = Path(out_dir) / runs.COMPUTE
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
@@ -150,7 +144,7 @@ def write_provenance(out_dir: str | Path, dataset, *, device="cpu", processes: i
 
 def read_metrics(model_dir: str | Path) -> dict:
     """The measurements recorded in a model folder's metrics.json ({} when none)."""
-    path = Path(model_dir) / METRICS
+    path = Path(model_dir) / runs.METRICS
     return json.loads(path.read_text("utf-8")) if path.is_file() else {}
 
 
@@ -160,15 +154,25 @@ def record_metrics(model_dir: str | Path, updates: dict) -> dict:
     metrics = read_metrics(model_dir)
     for name, values in updates.items():
         metrics[name] = {**values, "measured": now} if isinstance(values, dict) else values
-    atomic_write(Path(model_dir) / METRICS, json.dumps(metrics, indent=1) + "\n")
+    atomic_write(Path(model_dir) / runs.METRICS, json.dumps(metrics, indent=1) + "\n")
     return metrics
 
 
+# What an evaluation entry of metrics.json records besides its scores: how the samples were
+# drawn and judged, and when. The model card shows every other number of an entry as a score.
+EVAL_CONTEXT = ("n_generated", "n_real", "against", "sampler", "guidance", "seed", "judge",
+                "per_class", "measured")
+
+
 def eval_metrics(result) -> dict:
-    """metrics.json entries of a pddlib.metrics.EvalResult (what `pddlib eval` records)."""
+    """metrics.json entries of a pddlib.metrics.EvalResult (what `pddlib eval` records).
+
+    One entry, under the FD's name ("FD-pdshape", "FID"): "value" is the FD, then every other
+    score of the result under its own name, then the EVAL_CONTEXT of the measurement.
+    """
     r, c = result.report, result.config
-    entry = {"value": r.fd, "kid": r.kid_mean, "kid_std": r.kid_std, "precision": r.precision,
-             "recall": r.recall, "n_generated": r.n_fake, "n_real": r.n_real,
+    scores = dict(r.scores)
+    entry = {"value": scores.pop("fd"), **scores, "n_generated": r.n_fake, "n_real": r.n_real,
              "against": f"{c.data} held-out split", "sampler": f"{c.scheduler} {c.steps} steps",
              "guidance": c.guidance, "seed": c.seed}
     if result.class_agreement is not None:
@@ -220,269 +224,15 @@ class Compute:
 
 def compute_used(model_dir: str | Path) -> Compute:
     """Hardware (last session), hours and energy estimate of a model folder's training."""
-    path = Path(model_dir) / PROVENANCE / COMPUTE
+    path = Path(model_dir) / runs.COMPUTE
     sessions = [json.loads(ln) for ln in path.read_text("utf-8").splitlines()
                 if ln.strip()] if path.is_file() else []
     hours = runs.training_seconds(model_dir) / 3600
     if not sessions:
-        return Compute("unknown (no provenance/compute.jsonl)", hours, float("nan"), float("nan"))
+        return Compute(f"unknown (no {runs.COMPUTE})", hours, float("nan"), float("nan"))
     s = sessions[-1]
     what = f"{s['device']} ({s.get('device_name') or 'unknown'})"
     what += (f", {s.get('threads')} threads" if s["device"] == "cpu" else "")
     what += f", {s.get('processes', 1)} process(es)"
     watts = device_watts(s)
     return Compute(what, hours, watts, hours * watts / 1000)
-
-
-# ---------------------------------------------------------------- the model card
-
-
-def card_metadata(model_dir: Path, rows: list[dict], config: dict, license: str) -> str:
-    """The card's YAML front matter (Hugging Face model card metadata)."""
-    from huggingface_hub import ModelCardData
-
-    cond = bool(config.get("conditional", False))
-    data = ModelCardData(
-        license=license, library_name="diffusers",
-        # The Hub has no tag for class-conditional generation: none rather than a wrong one.
-        pipeline_tag=None if cond else "unconditional-image-generation",
-        datasets=sorted(source_counts(rows)) or None,
-        tags=["pd-diffusion", "public-domain", "diffusers", "pytorch",
-              "class-conditional" if cond else "unconditional", "image-generation"],
-    )
-    return data.to_yaml()
-
-
-def metrics_section(metrics: dict) -> list[str]:
-    """Markdown lines reporting the recorded measurements (or saying there are none)."""
-    out = ["## Evaluation", ""]
-    quality = {k: v for k, v in metrics.items() if k.startswith("FD-") or k == "FID"}
-    if not quality and "replication" not in metrics:
-        return out + [("Not measured yet. Run `pddlib eval --model <this folder>` (sample quality) "
-                      "and `pddlib.metrics.measure_replication(<this folder>)` (copying), then "
-                      "`pddlib card --model <this folder>` to add the numbers here."), ""]
-    if quality:
-        out += ["| metric | value | KID | precision | recall | class agreement | samples | against |",
-                "|---|---|---|---|---|---|---|---|"]
-        for name, m in quality.items():
-            agree = f"{m['class_agreement']:.3f}" if "class_agreement" in m else "-"
-            out.append(f"| {name} | {m['value']:.3f} | {m.get('kid', float('nan')):.4f} | "
-                       f"{m.get('precision', float('nan')):.3f} | {m.get('recall', float('nan')):.3f}"
-                       f" | {agree} | {m.get('n_generated', '?')} ({m.get('sampler', '?')}) | "
-                       f"{m.get('against', '?')} |")
-        out += ["", ("FD-<judge> (e.g. FD-pdshape) is the Frechet distance on the features of "
-                "one of the course's small clip-art classifiers: comparable between models of "
-                "this course only, never with published FIDs."), ""]
-        for name, m in quality.items():
-            if m.get("per_class"):
-                out += [f"Class agreement per class ({m.get('judge', 'judge')}, {name} run): "
-                        + ", ".join(f"{c} {v:.2f}" for c, v in m["per_class"].items()), ""]
-    rep = metrics.get("replication")
-    if rep:
-        out += ["**Replication** (nearest training image of each sample, mirror images included):",
-                "", ("| space | samples | nearest/second < 1/3 | similarity > threshold | "
-                "threshold | training-set background (> threshold) |"), "|---|---|---|---|---|---|"]
-        for space, s in rep.items():
-            if isinstance(s, dict) and "ratio_fraction" in s:
-                out.append(f"| {space} | {s['n']} | {s['ratio_fraction']:.1%} | "
-                           f"{s['above_fraction']:.1%} | {s['threshold']:.3g} | "
-                           f"{s['background_above_fraction']:.1%} |")
-        out += ["", ("A sample whose nearest training image is three times closer than the second "
-                "nearest is counted as memorised (Gu et al. 2023); the background is how often "
-                "training images come that close to each other. pdcopy is the copy guard's space "
-                "(`check_copies`): copy-detection descriptors, its threshold calibrated on the "
-                "training set so that 10 % of its images exceed it to their nearest other one."),
-                ""]
-    return out
-
-
-def data_section(rows: list[dict]) -> list[str]:
-    """Markdown lines on the training data: the manifest, its verification, the counts."""
-    if not rows:
-        return ["## Training data", "", ("No provenance manifest: the training data of this "
-                "model is undocumented. Do not publish it as public-domain-trained."), ""]
-    failures = verify_manifest(rows)
-    verdict = ("every row is public domain or CC0 with a recorded reason" if not failures else
-               f"**{len(failures)} rows fail the public-domain check**: do not publish "
-               "until they are removed and the model is retrained")
-    lines = ["## Training data", "",
-             (f"{len(rows)} images. The full list, one row per image (title, source, URL, "
-              "author, licence, licence URL, why the licence was accepted, sha1), is "
-              f"[`{PROVENANCE}/{MANIFEST}`]({PROVENANCE}/{MANIFEST}). Verified with "
-              f"`pddlib.provenance.verify_manifest`: {verdict}."), "",
-             "| source | images |", "|---|---|"]
-    lines += [f"| {s} | {n} |" for s, n in source_counts(rows).items()]
-    lines += ["", "| licence | images |", "|---|---|"]
-    lines += [f"| {lic} | {n} |" for lic, n in licence_counts(rows).items()]
-    return lines + [""]
-
-
-def training_section(config: dict, compute: Compute) -> list[str]:
-    """Markdown lines on the training configuration and the compute it used."""
-    skip = ("model", "sample_every", "sample_n", "sample_steps", "sample_scheduler",
-            "sample_guidance", "checkpoint_every", "keep_checkpoints")
-    model = config.get("model") or {"preset": config.get("preset")}
-    lines = ["## Training configuration", "",
-             f"Model: `{json.dumps(model)}`. Full settings in `{runs.CONFIG_FILE}`:", "",
-             "| setting | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in config.items() if k not in skip]
-    return lines + ["", "## Compute", "",
-                    f"- Device: {compute.device}",
-                    f"- Training time: {compute.hours:.2f} hours ({compute.hours * 60:.1f} minutes)",
-                    (f"- Energy (estimate): {compute.kwh * 1000:.1f} Wh at an assumed "
-                     f"{compute.watts:.0f} W"),
-                    f"- Assumptions: {compute.assumptions}", ""]
-
-
-def best_class(classes: list[str], metrics: dict) -> str | None:
-    """The class with the highest recorded per-class agreement (the first class if none)."""
-    per_class = next((v["per_class"] for v in metrics.values()
-                      if isinstance(v, dict) and v.get("per_class")), {})
-    known = {c: a for c, a in per_class.items() if c in classes}
-    return max(known, key=known.get) if known else (classes[0] if classes else None)
-
-
-LOAD = 'PDDiffusionPipeline.from_pretrained("<this folder or Hub repo>")'
-
-
-def usage_section(classes: list[str], license: str, example: str | None = None,
-                  load: str = LOAD) -> list[str]:
-    """Markdown lines on how to use the model, what for, its limits, and the licence."""
-    return ["## How to use", "", "```python", "import torch",
-            "from pddlib.pipeline import PDDiffusionPipeline", "",
-            f"pipe = {load}",
-            "images = pipe(8, " + (f'class_labels="{example}", '
-                                   f'guidance_scale={DEFAULT_GUIDANCE}, ' if example else "") +
-            "num_inference_steps=25, generator=torch.Generator().manual_seed(0)).images",
-            "```", "",
-            "## Intended use", "",
-            ("Learning and teaching how diffusion models work; a small, fully documented "
-             "baseline for experiments on sampling, evaluation and memorisation; small "
-             "clip-art-like images of the classes it draws well (see Evaluation: per-class "
-             "agreement is an upper bound, so look at samples of a class before relying on "
-             "it)."), "",
-            "## Limitations", "",
-            ("- A small model trained briefly on a few thousand images or fewer: samples are "
-             "low-resolution and often not recognisable; it is not a general image generator."),
-            "- It reflects its training data: the clip art's styles, subjects and gaps.",
-            ("- Samples can come close to training images (see Evaluation, replication); a "
-             "closer copy is still a public-domain image, but check with "
-             "`pddlib.metrics.check_copies` before presenting a sample as new work."),
-            "- Metrics computed with the course's classifiers (FD-pdshape, FD-pdcls) are not FID.",
-            "", "## What you may do with the weights and the outputs", "",
-            f"The weights are released under `{license}`"
-            + (" (CC0 1.0: no rights reserved)" if license == "cc0-1.0" else "")
-            + ". Every training image is public domain or CC0 with no attribution "
-            "requirement (see the manifest), so no third-party copyright or attribution "
-            "obligation attaches to the weights through the training data. You may use, "
-            "modify, share and sell the weights and the images they generate, for any purpose, "
-            "without asking. Outputs that closely reproduce a training image are themselves "
-            "public domain. Not legal advice: laws differ between countries, and trademarks or "
-            "personality rights can still apply to what an image depicts.", ""]
-
-
-def autoencoder_origin(model_dir: Path) -> str:
-    """' on <its data> by `<its command>`' from vae/training.json, or '' when it has none."""
-    from pddlib.autoencoder import training_record
-
-    record = training_record(model_dir / "vae")
-    if not record.get("data"):
-        return ""
-    return f" on the {record['data']}, by `{record.get('command', '?')}`"
-
-
-def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
-               model_name: str | None = None, example: str | None = None,
-               reproduce: str | None = None, looked: str | None = None,
-               load: str = LOAD) -> str:
-    """The model card text (YAML front matter + Markdown) of a trained model folder.
-
-    example: the class the usage snippet asks for (a class a person found the model draws);
-    default: the one with the highest recorded per-class agreement. reproduce: the shell
-    commands that remake the model, shown in their own section. looked: a person's per-class
-    verdict on a sample grid, its own section beside the measurements. load: the Python
-    expression the usage snippet loads the model with.
-    """
-    from pddlib.models import CLASS_NAMES_KEY
-
-    model_dir = Path(model_dir)
-    config = runs.read_config(model_dir)
-    try:
-        rows = read_manifest(model_dir)
-    except FileNotFoundError:
-        rows = []
-    unet = model_dir / "unet" / "config.json"
-    unet_cfg = json.loads(unet.read_text("utf-8")) if unet.is_file() else {}
-    classes = list(unet_cfg.get(CLASS_NAMES_KEY) or [])
-    kind = "class-conditional" if config.get("conditional") else "unconditional"
-    side = unet_cfg.get("sample_size", "?")
-    what = (f"{side} px, diffusers `UNet2DModel`" if not config.get("autoencoder") else
-            f"latent diffusion: a diffusers `UNet2DModel` on the {side} x {side} latents of the "
-            f"autoencoder `{Path(config['autoencoder']).name}`, itself trained from scratch"
-            f"{autoencoder_origin(model_dir)}")
-    lines = [f"# {model_name or model_dir.resolve().name}", "",
-             (f"A {kind} diffusion model ({what}) trained from scratch with the PD-Diffusion "
-              "course's `pddlib` on public-domain images only."), ""]
-    if classes:
-        lines += [f"Classes: {', '.join(classes)}.", ""]
-    lines += data_section(rows) + training_section(config, compute_used(model_dir))
-    metrics = read_metrics(model_dir)
-    if example is not None and example not in classes:
-        raise ValueError(f"example {example!r} is not one of the model's classes: {classes}")
-    lines += metrics_section(metrics)
-    if looked:
-        lines += ["## Looked at, class by class", "", looked, ""]
-    lines += usage_section(classes, license, example or best_class(classes, metrics), load)
-    if reproduce:
-        lines += ["## Reproduce", "", "```bash", reproduce, "```", ""]
-    return "---\n" + card_metadata(model_dir, rows, config, license) + "\n---\n\n" + "\n".join(lines)
-
-
-def write_card(model_dir: str | Path, **kw) -> Path:
-    """Write (or rewrite) the model card README.md in a trained model folder; return its path."""
-    return atomic_write(Path(model_dir) / CARD, build_card(model_dir, **kw))
-
-
-def read_card_metadata(path: str | Path) -> dict:
-    """The YAML front matter of a model card (README.md) as a dict."""
-    import yaml
-
-    text = Path(path).read_text("utf-8")
-    if not text.startswith("---\n"):
-        raise ValueError(f"{path} has no YAML front matter (it should start with '---').")
-    return yaml.safe_load(text[4:text.index("\n---", 4)]) or {}
-
-
-# ---------------------------------------------------------------- publishing
-
-
-def publish(model_dir: str | Path, repo_id: str, *, token: str | None = None,
-            private: bool = False) -> str:
-    """Upload a model folder (weights, card, manifest, metrics; no checkpoints) to the HF Hub.
-
-    Refuses to publish a model whose manifest fails verification. Needs internet and a token
-    (`hf auth login` or HF_TOKEN). Returns the repository URL.
-    """
-    from huggingface_hub import HfApi
-
-    failures = verify_manifest(read_manifest(model_dir))
-    if failures:
-        raise ValueError(f"Not publishing: {len(failures)} manifest rows fail the public-domain "
-                         f"check, e.g. {failures[0]}. Remove those images and retrain.")
-    write_card(model_dir)
-    api = HfApi(token=token)
-    url = api.create_repo(repo_id, private=private, exist_ok=True)
-    api.upload_folder(repo_id=repo_id, folder_path=str(model_dir),
-                      ignore_patterns=["checkpoints/*", "*.part", "samples/*"])
-    return str(url)
-
-
-def publish_skip_reason() -> str | None:
-    """Why publishing would not work here (offline mode, no token), or None when it could."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return "HF_HUB_OFFLINE is set: this session is offline"
-    from huggingface_hub import get_token
-
-    if not get_token():
-        return "no Hugging Face token: run `hf auth login` or set HF_TOKEN"
-    return None

@@ -201,6 +201,15 @@ def closest_pairs(samples: np.ndarray, train: np.ndarray, index: Sequence[int],
     return fig
 
 
+def replication_grid(report, samples, train, n: int = 8, title: str | None = None,
+                     query_name: str = "sample") -> NotebookFigure:
+    """A replication SpaceReport's n closest pairs: samples on top, nearest training images below."""
+    p = report.closest_pairs(samples, train, n)
+    return closest_pairs(p.queries, p.shown, p.index, p.distance, flipped=p.flipped, n=n,
+                         title=title or f"closest pairs ({report.space})", train_labels=p.rows,
+                         query_name=query_name)
+
+
 # ---------------------------------------------------------------- sampling figures (notebook 04)
 
 

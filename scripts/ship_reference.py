@@ -18,9 +18,10 @@ import tempfile
 from pathlib import Path
 
 from pddlib import runs
+from pddlib.card import write_card
 from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from pddlib.metrics import EvalConfig, evaluate_model, measure_replication
-from pddlib.provenance import COMPUTE, PROVENANCE, eval_metrics, record_metrics, write_card
+from pddlib.provenance import eval_metrics, record_metrics
 from pddlib.reference import NAME, ship, working_copy
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "pddlib" / "weights" / "pd-reference"
@@ -31,7 +32,7 @@ LOAD = 'PDDiffusionPipeline.from_run("reference")  # a working copy in runs/, wi
 def retrain_command(run: Path, example: str | None = None) -> str:
     """The commands that remake this run and its shipped form, from what the run recorded."""
     config = runs.read_config(run)
-    session = json.loads((run / PROVENANCE / COMPUTE).read_text().splitlines()[0])
+    session = json.loads((run / runs.COMPUTE).read_text().splitlines()[0])
     out = f"runs/{run.name}"
     return (f"# the same weights given the same torch ({session['torch']}) and thread count\n"
             f"OMP_NUM_THREADS={session['threads']} pddlib train --preset {config['preset']} "
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                                       guidance=DEFAULT_GUIDANCE, progress=False))
         write_card(copy, model_name=NAME, example=args.example, looked=args.looked, load=LOAD,
                    reproduce=retrain_command(args.run, args.example))
-        for name in ("metrics.json", "README.md"):
+        for name in (runs.METRICS, runs.CARD):
             shutil.copy2(copy / name, shipped / name)
     size = sum(f.stat().st_size for f in shipped.rglob("*") if f.is_file())
     print(f"shipped {shipped} ({size / 1e6:.1f} MB)")

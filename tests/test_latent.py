@@ -106,7 +106,7 @@ def test_the_shipped_autoencoder_loads_by_name_offline_and_says_how_it_was_made(
 
 def test_a_latent_run_carries_its_autoencoders_provenance_into_the_card(data, ae_dir,
                                                                            tmp_path) -> None:
-    from pddlib.provenance import build_card
+    from pddlib.card import build_card
 
     run = tmp_path / "run"
     train(tiny_config(model=LATENT_UNET, autoencoder=str(ae_dir), max_steps=2), data, run)
@@ -132,11 +132,11 @@ def test_the_autoencoder_loss_is_the_reconstruction_error_plus_the_weighted_kl(d
 def test_a_course_autoencoder_is_trained_once_with_its_record_and_manifest(tmp_path,
                                                                           capsys) -> None:
     from pddlib.autoencoder import training_record
-    from pddlib.course import trained_autoencoder
     from pddlib.data import load_images
     from pddlib.provenance import read_manifest, verify_manifest
+    from pddlib.trained import trained_autoencoder
 
-    folder = trained_autoencoder(TINY_AE, runs=tmp_path)
+    folder = trained_autoencoder(TINY_AE, root=tmp_path)
     assert folder.parent == tmp_path and folder.name.startswith("autoencoder-")
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no partial folder left
     record = training_record(folder)
@@ -152,13 +152,13 @@ def test_a_course_autoencoder_is_trained_once_with_its_record_and_manifest(tmp_p
     weights = folder / "diffusion_pytorch_model.safetensors"
     before = weights.stat().st_mtime_ns
     capsys.readouterr()
-    assert trained_autoencoder(TINY_AE, runs=tmp_path) == folder
+    assert trained_autoencoder(TINY_AE, root=tmp_path) == folder
     assert "trained earlier" in capsys.readouterr().out
     assert weights.stat().st_mtime_ns == before
     # Another config is another folder; an interrupted one (no training.json) trains again.
-    other = trained_autoencoder(replace(TINY_AE, seed=1), runs=tmp_path)
+    other = trained_autoencoder(replace(TINY_AE, seed=1), root=tmp_path)
     assert other != folder
     (other / "training.json").unlink()
-    trained_autoencoder(replace(TINY_AE, seed=1), runs=tmp_path)
+    trained_autoencoder(replace(TINY_AE, seed=1), root=tmp_path)
     assert (other / "training.json").is_file()
     assert "Training an autoencoder" in capsys.readouterr().out

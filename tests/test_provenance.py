@@ -1,4 +1,4 @@
-"""Provenance: the manifest is the training split, its verification, the model card, `pddlib card`."""
+"""Provenance: the manifest is the training split, its verification, compute and metrics records."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import pytest
 
 from pddlib import provenance as pv
 from pddlib import runs
-from pddlib.cli import main
 from pddlib.data import load_images
-from pddlib.training import train
 from pddlib.recipes import tiny_config
+from pddlib.training import train
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +23,6 @@ def data():
 def model(data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "tiny"
     train(tiny_config(max_steps=2, checkpoint_every=2, batch_size=4), data, out)
-    pv.write_card(out)  # what `pddlib train` does after training
     return out
 
 
@@ -37,32 +35,6 @@ def test_train_writes_the_manifest_of_exactly_the_training_split(model, data) ->
     assert [r["sha1"] for r in pv.read_manifest(model / "provenance" / "manifest.jsonl")] == \
         data["sha1"]
     assert pv.training_images(model)["sha1"] == data["sha1"]
-
-
-def test_the_card_has_valid_front_matter_and_the_training_data(model) -> None:
-    meta = pv.read_card_metadata(model / "README.md")
-    assert meta["license"] == "cc0-1.0" and meta["library_name"] == "diffusers"
-    # Class-conditional: the Hub's only generation tag ("unconditional-...") would be wrong.
-    assert "pipeline_tag" not in meta and "class-conditional" in meta["tags"]
-    assert meta["datasets"] == ["openclipart"] and "public-domain" in meta["tags"]
-    text = (model / "README.md").read_text()
-    assert "| openclipart | 8 |" in text
-    assert "provenance/manifest.jsonl" in text and "Not measured yet" in text
-    session = json.loads((model / "provenance" / "compute.jsonl").read_text().splitlines()[0])
-    assert session["device"] == "cpu" and session["start_step"] == 0
-
-
-def test_card_reports_the_measured_metrics(model, tmp_path) -> None:
-    pv.record_metrics(model, {"FD-pdcls": {"value": 12.345, "kid": 0.0123, "precision": 0.5,
-                                           "recall": 0.25, "n_generated": 64}})
-    pv.record_metrics(model, {"replication": {"pixel": {
-        "n": 64, "threshold": 0.95, "ratio_fraction": 0.125, "above_fraction": 0.0625,
-        "background_above_fraction": 0.04}}})
-    text = pv.build_card(model)
-    assert "| FD-pdcls | 12.345 | 0.0123 | 0.500 | 0.250 |" in text
-    assert "| pixel | 64 | 12.5% | 6.2% | 0.95 | 4.0% |" in text
-    assert "Not measured yet" not in text
-    assert set(pv.read_metrics(model)) == {"FD-pdcls", "replication"}
 
 
 def test_verification_catches_rows_that_are_not_public_domain(model) -> None:
@@ -88,36 +60,20 @@ def test_session_seconds_add_up_over_resumes(tmp_path) -> None:
     assert runs.training_seconds(tmp_path, upto=3) == pytest.approx(6.5)
 
 
-def test_pddlib_card_cli(model, tmp_path, capsys) -> None:
-    (model / "README.md").unlink()
-    assert main(["card", "--model", str(model), "--license", "mit"]) == 0
-    assert pv.read_card_metadata(model / "README.md")["license"] == "mit"
-    assert "every image public domain" in capsys.readouterr().out
-    assert main(["card", "--model", str(tmp_path)]) == 2
-    assert "not a model folder" in capsys.readouterr().err
 
 
-def test_publish_refuses_a_failing_manifest(model, tmp_path) -> None:
-    bad = tmp_path / "bad"
-    (bad / "provenance").mkdir(parents=True)
-    row = {**pv.read_manifest(model)[0], "license": "All rights reserved"}
-    (bad / "provenance" / "manifest.jsonl").write_text(json.dumps(row) + "\n")
-    with pytest.raises(ValueError, match="Not publishing"):
-        pv.publish(bad, "someone/model")  # fails before any network call
+def test_the_compute_record_names_the_session(model) -> None:
+    session = json.loads((model / runs.COMPUTE).read_text().splitlines()[0])
+    assert session["device"] == "cpu" and session["start_step"] == 0
+    assert "cpu" in pv.compute_used(model).device
 
 
-def test_the_cards_example_asks_for_the_class_the_model_draws_best(model, tmp_path) -> None:
+def test_metrics_merge_by_name_and_keep_the_rest(model, tmp_path) -> None:
     import shutil
 
     folder = shutil.copytree(model, tmp_path / "copy")
-    classes = pv.build_card(folder).split("Classes: ")[1].split(".")[0].split(", ")
-    assert f'class_labels="{classes[0]}"' in pv.build_card(folder)  # nothing measured yet
-    pv.record_metrics(folder, {"FD-pdshape": {"value": 9.0, "per_class": {
-        classes[0]: 0.25, classes[1]: 0.75}}})
-    assert f'class_labels="{classes[1]}"' in pv.build_card(folder)
-    # A person's choice wins: the judge over-rates classes nobody would recognise.
-    assert f'class_labels="{classes[0]}"' in pv.build_card(folder, example=classes[0])
-    with pytest.raises(ValueError, match="not one of the model's classes"):
-        pv.build_card(folder, example="unicorn")
-    unconditional = pv.card_metadata(folder, [], {"conditional": False}, "cc0-1.0")
-    assert "pipeline_tag: unconditional-image-generation" in unconditional
+    pv.record_metrics(folder, {"FD-pdcls": {"value": 1.0}})
+    pv.record_metrics(folder, {"replication": {"pixel": {"n": 4}}})
+    assert set(pv.read_metrics(folder)) == {"FD-pdcls", "replication"}
+    assert json.loads((folder / runs.METRICS).read_text())["FD-pdcls"]["value"] == 1.0
+    assert "measured" in pv.read_metrics(folder)["FD-pdcls"]

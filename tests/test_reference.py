@@ -10,8 +10,10 @@ from safetensors.torch import load_file
 
 from pddlib.data import load_images
 from pddlib.pipeline import PDDiffusionPipeline
-from pddlib.provenance import read_card_metadata, read_manifest, read_metrics, verify_manifest
-from pddlib.reference import UNET_FILE, ship, working_copy
+from pddlib.card import read_card_metadata
+from pddlib.provenance import read_manifest, read_metrics, verify_manifest
+from pddlib.reference import ship, working_copy
+from pddlib.runs import UNET_WEIGHTS
 from pddlib.training import train
 from pddlib.recipes import tiny_latent_config
 from scripts.ship_reference import main as ship_reference
@@ -36,9 +38,9 @@ def test_shipped_form_is_fp16_without_checkpoints_or_autoencoder(run, tmp_path) 
     assert {p.name for p in shipped.iterdir()} == {"model_index.json", "unet", "scheduler",
                                                    "train_config.json", "loss.jsonl", "samples",
                                                    "provenance"}
-    assert {t.dtype for t in load_file(shipped / UNET_FILE).values()} == {torch.float16}
-    raw = (run / UNET_FILE).stat().st_size
-    assert (shipped / UNET_FILE).stat().st_size < 0.55 * raw
+    assert {t.dtype for t in load_file(shipped / UNET_WEIGHTS).values()} == {torch.float16}
+    raw = (run / UNET_WEIGHTS).stat().st_size
+    assert (shipped / UNET_WEIGHTS).stat().st_size < 0.55 * raw
     assert [p.name for p in tmp_path.iterdir()] == ["pd-test"]  # no partial folder left
 
 
@@ -93,16 +95,16 @@ def test_ship_script_measures_the_fp16_weights_and_writes_a_truthful_card(run, t
 
 
 def test_notebooks_explore_your_model_else_the_reference(run, tmp_path, capsys) -> None:
-    from pddlib.course import explore_model
+    from pddlib.trained import explore_model
 
     shipped = ship(run, tmp_path / "pd-test")
     runs = tmp_path / "runs"
-    pipe, folder = explore_model(fast=True, runs=runs, reference=shipped)
+    pipe, folder = explore_model(fast=True, root=runs, reference=shipped)
     assert folder == working_copy(shipped, runs)
     assert "Exploring the reference model" in capsys.readouterr().out
     assert torch.equal(sample(pipe), sample(PDDiffusionPipeline.from_run(folder)))
     # Without shipped weights the course model is trained; once it is finished it wins.
-    _, yours = explore_model(fast=True, runs=runs, reference=tmp_path / "none")
+    _, yours = explore_model(fast=True, root=runs, reference=tmp_path / "none")
     assert yours.name.startswith("course-") and "Exploring your course model" in capsys.readouterr().out
-    _, again = explore_model(fast=True, runs=runs, reference=shipped)
+    _, again = explore_model(fast=True, root=runs, reference=shipped)
     assert again == yours

@@ -100,16 +100,40 @@ def test_ratio_of_an_exact_copy_among_duplicates_is_zero() -> None:
 
 
 def test_closest_pairs_grid(train) -> None:
+    from pddlib.viz import replication_grid
+
     samples = np.stack([train[1], random_images(1, seed=5)[0], train[4]])
-    fig = replication(samples, train, spaces=("pixel",), background=False)["pixel"].grid(
-        samples, train, n=2)
+    report = replication(samples, train, spaces=("pixel",), background=False)["pixel"]
+    fig = replication_grid(report, samples, train, n=2)
     axes = fig.get_axes()
     assert len(axes) == 4
     titles = [ax.get_title() for ax in axes]
     assert titles[:2] == ["sample 0", "sample 2"] and titles[2].startswith("train 1")
-    control = replication(samples, train, spaces=("pixel",), background=False)["pixel"].grid(
-        samples, train, n=2, query_name="held-out")  # a control's top row is not samples
+    control = replication_grid(report, samples, train, n=2,
+                               query_name="held-out")  # a control's top row is not samples
     assert [ax.get_title() for ax in control.get_axes()][:2] == ["held-out 0", "held-out 2"]
+
+
+def test_closest_pairs_decode_only_the_training_images_shown(train) -> None:
+    samples = np.stack([train[1], random_images(1, seed=5)[0], train[4]])
+    pairs = replication(samples, train, spaces=("pixel",), background=False)["pixel"].closest_pairs(
+        samples, train, n=2)
+    assert pairs.rows[[0, 2]].tolist() == [1, 4] and len(pairs.shown) == 2
+    np.testing.assert_array_equal(pairs.shown[pairs.index[[0, 2]]], train[[1, 4]])
+
+
+def test_the_metrics_never_draw() -> None:
+    """Report types return data; pddlib.viz draws it (imports point from front ends down)."""
+    import ast
+    from pathlib import Path
+
+    import pddlib.metrics
+
+    for path in Path(pddlib.metrics.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", "") or ""]
+                assert not any(n.startswith(("pddlib.viz", "matplotlib")) for n in names), path
 
 
 def test_bad_input_gives_one_clear_message(train) -> None:

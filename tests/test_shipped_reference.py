@@ -17,14 +17,10 @@ from pddlib.cli import main as cli
 from pddlib.data import load_images
 from pddlib.models import CLASS_NAMES_KEY
 from pddlib.pipeline import PDDiffusionPipeline
-from pddlib.provenance import (
-    manifest_rows,
-    read_card_metadata,
-    read_manifest,
-    read_metrics,
-    verify_manifest,
-)
-from pddlib.reference import UNET_FILE, shipped_folder, weights_tag
+from pddlib.card import read_card_metadata
+from pddlib.provenance import manifest_rows, read_manifest, read_metrics, verify_manifest
+from pddlib.reference import shipped_folder, weights_tag
+from pddlib.runs import UNET_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 10 * 2**20  # the shipped UNet may not exceed 10 MB
@@ -44,7 +40,7 @@ def sample(pipe: PDDiffusionPipeline, seed: int) -> torch.Tensor:
 
 
 def test_the_weights_are_fp16_safetensors_under_the_size_limit() -> None:
-    unet = shipped_folder() / UNET_FILE
+    unet = shipped_folder() / UNET_WEIGHTS
     assert unet.stat().st_size <= LIMIT
     assert {t.dtype for t in load_file(unet).values()} == {torch.float16}
     assert not [p for p in shipped_folder().rglob("*") if p.suffix in (".bin", ".pt", ".pkl")]

@@ -1,15 +1,19 @@
 """Measuring generated images: Frechet distances (FID online, FD-<judge> offline), KID,
-precision / recall, FD-infinity, and a judge's class agreement, overall and per class.
+precision / recall, FD-infinity, a judge's class agreement, replication and the copy guard.
 
-Pure math on features lives in frechet / kid / prdc; networks in inception / judge; turning
+Every comparison through vectors reads one registry of feature spaces (spaces; the types in
+featurespace); pure math on features lives in frechet / kid / prdc, the named scores in scores,
+nearest neighbours in neighbours; networks in inception / judge / copydetect / sscd; turning
 image collections into features (batched, cached) in features; the image-level API in quality;
 real images degraded in known ways, to read a score against, in anchors.
 """
 
 from pddlib.data.transforms import as_uint8
 from pddlib.metrics.anchors import blurred, degradation_anchors, noise_images
+from pddlib.metrics.copyguard import CopyCheck, check_copies
 from pddlib.metrics.evaluate import EvalConfig, EvalResult, evaluate_model, generate_samples
-from pddlib.metrics.features import FEATURES, extract_features
+from pddlib.metrics.features import extract_features
+from pddlib.metrics.featurespace import Extractor, FeatureSpace
 from pddlib.metrics.frechet import (
     FDInfinity,
     fd_from_features,
@@ -17,7 +21,12 @@ from pddlib.metrics.frechet import (
     frechet_distance,
     gaussian_stats,
 )
-from pddlib.metrics.judge import class_agreement, classify, per_class_agreement
+from pddlib.metrics.judge import (
+    agreement_by_class,
+    class_agreement,
+    classify,
+    per_class_agreement,
+)
 from pddlib.metrics.kid import kid_from_features, mmd2_unbiased
 from pddlib.metrics.prdc import PrecisionRecall, precision_recall_from_features
 from pddlib.metrics.quality import (
@@ -30,24 +39,27 @@ from pddlib.metrics.quality import (
     precision_recall,
     quality_report,
 )
-from pddlib.metrics.replication import (
-    CopyCheck,
-    ReplicationReport,
-    check_copies,
-    measure_replication,
-    record_replication,
-    replication,
+from pddlib.metrics.replication import ReplicationReport, replication
+from pddlib.metrics.replication_run import measure_replication, record_replication
+from pddlib.metrics.spaces import (
+    get_space,
+    quality_spaces,
+    register,
+    replication_spaces,
+    unregister,
 )
 
 __all__ = [
-    "FEATURES",
     "CopyCheck",
     "EvalConfig",
     "EvalResult",
+    "Extractor",
     "FDInfinity",
+    "FeatureSpace",
     "PrecisionRecall",
     "QualityReport",
     "ReplicationReport",
+    "agreement_by_class",
     "anchor_fds",
     "as_uint8",
     "blurred",
@@ -65,6 +77,7 @@ __all__ = [
     "frechet_distance",
     "gaussian_stats",
     "generate_samples",
+    "get_space",
     "kid",
     "kid_from_features",
     "measure_replication",
@@ -74,6 +87,10 @@ __all__ = [
     "precision_recall",
     "precision_recall_from_features",
     "quality_report",
+    "quality_spaces",
     "record_replication",
+    "register",
     "replication",
+    "replication_spaces",
+    "unregister",
 ]

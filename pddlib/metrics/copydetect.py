@@ -3,21 +3,26 @@
 A small ResNet (the pdshape judge's body) whose unit-length output puts an image and its altered
 copies (fainter, softened, blurred, shifted, mirrored, recoloured a little) close together and
 different drawings apart: trained by scripts/train_copy_detector.py on the train split only,
-shipped as pdcopy.safetensors with pdcopy.json (its training record). The replication space
-"pdcopy" and the copy guard use it.
+shipped as pdcopy.safetensors with pdcopy.json (its training record). It is the feature space
+"pdcopy" (SPACE), the space of the copy guard.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
-from functools import cache
+from functools import cache, partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pddlib.metrics.featurespace import Extractor, FeatureSpace
 from pddlib.metrics.judge import ResBlock, package_file, to_input
+
+WEIGHTS = "pdcopy.safetensors"
 
 
 class CopyNet(nn.Module):
@@ -53,7 +58,7 @@ def load_descriptor() -> CopyNet:
 
     meta = record()
     model = CopyNet(meta["width"], meta["dim"])
-    model.load_state_dict(load_file(str(package_file("pdcopy.safetensors"))))
+    model.load_state_dict(load_file(str(package_file(WEIGHTS))))
     return model.eval().requires_grad_(False)
 
 
@@ -66,3 +71,23 @@ def copy_descriptors(images_uint8: np.ndarray, batch_size: int = 256) -> np.ndar
     x = to_input(as_uint8(images_uint8, size=size), size)
     model = load_descriptor()
     return torch.cat([model(b) for b in x.split(batch_size)]).numpy()
+
+
+@torch.no_grad()
+def describe(model: CopyNet, device: torch.device, batch_uint8: np.ndarray) -> np.ndarray:
+    """Unit descriptors (B, dim) of one uint8 batch at the descriptor's size."""
+    x = to_input(batch_uint8, record()["image_size"]).to(device)
+    return model(x).cpu().numpy()
+
+
+def extractor(device: torch.device) -> Extractor:
+    """The descriptor as a feature map on `device`, keyed by its weights' hash for the cache."""
+    key = "pdcopy-" + hashlib.sha256(package_file(WEIGHTS).read_bytes()).hexdigest()[:8]
+    model = load_descriptor()
+    model = model if device.type == "cpu" else copy.deepcopy(model).to(device)
+    return Extractor("pdcopy", key, record()["image_size"], 256, partial(describe, model, device))
+
+
+# No fixed threshold: one that serves a 16-image training set cannot serve a thousand images
+# alike, so it is calibrated on each training set (pddlib.metrics.replication).
+SPACE = FeatureSpace("pdcopy", extractor, threshold=None, replication=True)

@@ -22,7 +22,7 @@ class EvalConfig:
     """What `pddlib eval` measures and how."""
 
     n: int = 1000  # generated images
-    features: str = DEFAULT_JUDGE  # a judge (offline, FD-<judge>) or "inception" (FID)
+    features: str = DEFAULT_JUDGE  # a quality space (pddlib.metrics.spaces): a judge or "inception"
     judge: str = DEFAULT_JUDGE  # who names the class of each sample (class agreement)
     steps: int = DEFAULT_STEPS  # denoising steps
     guidance: float = DEFAULT_GUIDANCE  # classifier-free guidance (1 = none; unconditional: 1)
@@ -52,19 +52,18 @@ class EvalResult:
         return "\n".join(lines + ([f"note: {self.note}"] if self.note else []))
 
     def to_dict(self) -> dict:
-        """The result as plain JSON types: fd, its name, KID, precision/recall, agreement, per class."""
-        r = self.report
-        return {"fd": r.fd, "fd_name": r.fd_name, "features": r.features, "judge": self.config.judge,
-                "kid": r.kid_mean, "kid_std": r.kid_std, "precision": r.precision,
-                "recall": r.recall, "agreement": self.class_agreement,
+        """The result as plain JSON types: fd, its name, every other score, agreement, per class."""
+        r, c = self.report, self.config
+        scores = dict(r.scores)
+        return {"fd": scores.pop("fd"), "fd_name": r.fd_name, "features": r.features,
+                "judge": c.judge, **scores, "agreement": self.class_agreement,
                 "per_class": self.per_class, "n": r.n_fake, "n_real": r.n_real,
-                "steps": self.config.steps, "scheduler": self.config.scheduler,
-                "guidance": self.config.guidance, "seed": self.config.seed, "note": self.note}
+                "steps": c.steps, "scheduler": c.scheduler, "guidance": c.guidance,
+                "seed": c.seed, "note": self.note}
 
 
 def sampling_batch_size(device: torch.device | str) -> int:
-    """Images per pipeline call: small on CPU, where a 32 px batch of 16 was ~20 % faster than
-    64 (cache-sized activations; measured on 2 cores), large on GPUs, which need the parallelism."""
+    """Images per pipeline call: few on CPU (cache-sized activations run faster), many on GPUs."""
     return 16 if torch.device(device).type == "cpu" else 256
 
 
@@ -111,7 +110,8 @@ def evaluate_pipeline(pipe, real, config: EvalConfig, *, progress: bool = True) 
     if labels is not None and judge.knows_classes(pipe.class_names, config.judge):
         requested = [pipe.class_names[i] for i in labels]
         want, hits = judge.agreements(images, requested, judge=config.judge)
-        agreement, per_class = float(hits.mean()), judge.by_class(want, hits, config.judge)
+        agreement = float(hits.mean())
+        per_class = judge.agreement_by_class(want, hits, config.judge)
     size, judge_size = images.shape[1], judge.info(config.judge).image_size
     note = "" if size == judge_size else (
         f"the model draws {size} px images and the judge looks at {judge_size} px, so they were "
@@ -123,9 +123,11 @@ def evaluate_model(model_dir, config: EvalConfig = EvalConfig(), *, progress: bo
     """Load the trained pipeline in model_dir and evaluate it against the held-out split."""
     from pddlib.data import load_images
     from pddlib.metrics.features import get_extractor
+    from pddlib.metrics.spaces import quality_space
     from pddlib.pipeline import PDDiffusionPipeline
 
-    get_extractor(config.features)  # fail now (e.g. no FID weights offline), not after sampling
+    # Fail now (an unknown space, no FID weights offline), not after sampling.
+    get_extractor(quality_space(config.features).name)
     pipe = PDDiffusionPipeline.from_run(model_dir).with_scheduler(config.scheduler)
     real = load_images(config.data, split="heldout")
     return evaluate_pipeline(pipe, real, config, progress=progress)

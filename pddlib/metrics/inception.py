@@ -20,12 +20,15 @@ downloads.
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pddlib.metrics.featurespace import Extractor, FeatureSpace
 from pddlib.metrics.hub_cache import download, hub_checkpoint
 
 FILENAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -298,3 +301,25 @@ def load_fid_inception(device: str | torch.device = "cpu") -> FIDInceptionV3:
 def prefetch_weights(progress: bool = True) -> Path:
     """Download the FID weights into the torch hub cache (checking the sha256 prefix); return the path."""
     return find_weights() or download(URL, FILENAME, hash_prefix=SHA256_PREFIX, progress=progress)
+
+
+# ---------------------------------------------------------------------------------------------
+# The feature space "inception": FID
+# ---------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def pool3(model: FIDInceptionV3, device: torch.device, batch_uint8: np.ndarray) -> np.ndarray:
+    """pool3 features (B, 2048) float32 of one uint8 batch (the network resizes and normalises)."""
+    x = torch.from_numpy(np.ascontiguousarray(batch_uint8)).to(device)
+    return model(x.permute(0, 3, 1, 2).contiguous()).float().cpu().numpy()
+
+
+def extractor(device: torch.device) -> Extractor:
+    """The FID network as a feature map on `device` (fails now when its weights are not cached)."""
+    model = load_fid_inception(device)
+    # Small batches on CPU: every image becomes 299 px activations there.
+    return Extractor("inception", f"inception-{SHA256_PREFIX}-tf1resize", None,
+                     32 if device.type == "cpu" else 128, partial(pool3, model, device))
+
+
+SPACE = FeatureSpace("inception", extractor, fd_name="FID")

@@ -17,10 +17,12 @@ Judges see images as the course's CPU models do: square-padded on white, 32 px, 
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from torch import nn
 from pddlib.data.transforms import as_uint8
 from pddlib.defaults import DEFAULT_JUDGE, JUDGE_NAMES
 from pddlib.labels import label_indices as resolve_labels
+from pddlib.metrics.featurespace import Extractor, FeatureSpace
 from pddlib.pixels import to_model
 
 JUDGES = JUDGE_NAMES
@@ -217,7 +220,8 @@ def agreements(images, requested_labels: Sequence[int | str], *,
     return want, pred == want
 
 
-def by_class(want: np.ndarray, hits: np.ndarray, judge: str = DEFAULT_JUDGE) -> dict[str, float]:
+def agreement_by_class(want: np.ndarray, hits: np.ndarray,
+                       judge: str = DEFAULT_JUDGE) -> dict[str, float]:
     """{class name: fraction of hits among its images}, for each class in want."""
     names = info(judge).class_names
     return {names[c]: float(hits[want == c].mean()) for c in sorted(set(want.tolist()))}
@@ -226,7 +230,7 @@ def by_class(want: np.ndarray, hits: np.ndarray, judge: str = DEFAULT_JUDGE) -> 
 def per_class_agreement(images, requested_labels: Sequence[int | str], *,
                         judge: str = DEFAULT_JUDGE) -> dict[str, float]:
     """{class name: fraction of its images the judge assigns to it}, for each requested class."""
-    return by_class(*agreements(images, requested_labels, judge=judge), judge)
+    return agreement_by_class(*agreements(images, requested_labels, judge=judge), judge)
 
 
 def class_agreement(images, requested_labels: Sequence[int | str], *,
@@ -234,3 +238,28 @@ def class_agreement(images, requested_labels: Sequence[int | str], *,
     """Fraction of images that the judge assigns to the requested class (names or indices)."""
     _, hits = agreements(images, requested_labels, judge=judge)
     return float(hits.mean()) if len(hits) else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------
+# The judges as feature spaces (FD-<judge>)
+# ---------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def penultimate(model: nn.Module, device: torch.device, batch_uint8: np.ndarray) -> np.ndarray:
+    """Penultimate features (B, D) float32 of one uint8 batch at the judge's size."""
+    return model.features(to_model(batch_uint8).to(device)).float().cpu().numpy()
+
+
+def extractor(name: str, device: torch.device) -> Extractor:
+    """The judge's feature map on `device`, keyed by its weights' hash for the feature cache."""
+    key = f"{name}-" + hashlib.sha256(weights_file(name).read_bytes()).hexdigest()[:8]
+    model = load_judge(name)
+    # A copy off the CPU: the cached CPU judge stays where classify() expects it.
+    model = model if device.type == "cpu" else copy.deepcopy(model).to(device)
+    return Extractor(name, key, info(name).image_size, 256, partial(penultimate, model, device))
+
+
+def space(name: str, **kw) -> FeatureSpace:
+    """A judge's feature space: FD-<name>; features are post-ReLU averages, so centred for cosine."""
+    return FeatureSpace(check_judge(name), partial(extractor, name), fd_name=f"FD-{name}",
+                        centre=True, **kw)

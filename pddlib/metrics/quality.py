@@ -1,9 +1,9 @@
 """Sample-quality scores on image collections: FD (FID / FD-<judge>), KID, precision / recall.
 
 Each function takes the real and the generated images (datasets, PIL lists or uint8 arrays),
-extracts features with the chosen network and computes the score from them. Real images are
-brought to the generated images' resolution first (as the training data was), unless `size`
-says otherwise; the judges always look at 32 px.
+extracts features in the chosen feature space (a name in pddlib.metrics.spaces with an fd_name)
+and computes the score from them. Real images are brought to the generated images' resolution
+first (as the training data was), unless `size` says otherwise; the judges always look at 32 px.
 """
 
 from __future__ import annotations
@@ -17,15 +17,17 @@ import torch
 from pddlib.data.transforms import as_uint8
 from pddlib.defaults import DEFAULT_JUDGE
 from pddlib.metrics.anchors import degradation_anchors, noise_images
-from pddlib.metrics.features import FD_NAMES, extract_features
+from pddlib.metrics.features import extract_features
 from pddlib.metrics.frechet import FDInfinity, fd_from_features, fd_infinity_from_features
 from pddlib.metrics.kid import kid_from_features
 from pddlib.metrics.prdc import PrecisionRecall, precision_recall_from_features
+from pddlib.metrics.scores import ScoreSettings, formatted, is_spread, label, score_all
+from pddlib.metrics.spaces import quality_space
 
 
 def fd_name(features: str) -> str:
-    """What a Frechet distance on these features is called: "FID" or "FD-<judge>"."""
-    return FD_NAMES[features]
+    """What a Frechet distance in this feature space is called: "FID", "FD-<judge>", ..."""
+    return quality_space(features).fd_name
 
 
 def feature_pair(
@@ -39,6 +41,7 @@ def feature_pair(
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(real features (N1, D), fake features (N2, D)) at one common resolution."""
+    quality_space(features)  # one clear error for a space sample quality is not measured in
     fake = as_uint8(fake, size=size)
     size = size or fake.shape[1]
     f_fake = extract_features(fake, features, size=size, device=device, progress=progress)
@@ -87,34 +90,60 @@ class QualityReport:
     features: str
     n_real: int
     n_fake: int
-    fd: float
-    kid_mean: float
-    kid_std: float
-    precision: float
-    recall: float
+    scores: dict[str, float]  # named values (pddlib.metrics.scores): fd, kid, kid_std, ...
 
     @property
     def fd_name(self) -> str:
         """ "FID" for Inception features, "FD-<judge>" for an offline judge."""
         return fd_name(self.features)
 
+    @property
+    def fd(self) -> float:
+        """The Frechet distance."""
+        return self.scores["fd"]
+
+    @property
+    def kid_mean(self) -> float:
+        """KID, the mean over subsets."""
+        return self.scores["kid"]
+
+    @property
+    def kid_std(self) -> float:
+        """KID's spread over subsets."""
+        return self.scores["kid_std"]
+
+    @property
+    def precision(self) -> float:
+        """k-NN precision (realism)."""
+        return self.scores["precision"]
+
+    @property
+    def recall(self) -> float:
+        """k-NN recall (coverage)."""
+        return self.scores["recall"]
+
     def __str__(self) -> str:
-        return (f"{self.fd_name} {self.fd:.3f} | KID {self.kid_mean:.4f} +- {self.kid_std:.4f} | "
-                f"precision {self.precision:.3f} | recall {self.recall:.3f} "
-                f"({self.n_fake} generated vs {self.n_real} real, {self.features} features)")
+        parts = []
+        for name, value in self.scores.items():
+            if is_spread(name, self.scores):
+                continue
+            title = self.fd_name if name == "fd" else label(name)
+            spread = self.scores.get(f"{name}_std")
+            parts.append(f"{title} {formatted(name, value)}"
+                         + ("" if spread is None else f" +- {formatted(name, spread)}"))
+        return (" | ".join(parts) + f" ({self.n_fake} generated vs {self.n_real} real, "
+                f"{self.features} features)")
 
 
 def quality_report(
     real, fake, features: str = DEFAULT_JUDGE, *, k: int = 3, kid_subset_size: int = 1000,
     kid_subsets: int = 100, seed: int = 0, **kw,
 ) -> QualityReport:
-    """FD, KID and precision / recall of generated against real images, features computed once."""
+    """Every registered score (pddlib.metrics.scores) of generated against real images, in one pass."""
     f_real, f_fake = feature_pair(real, fake, features, **kw)
-    kid_mean, kid_std = kid_from_features(f_real, f_fake, subset_size=kid_subset_size,
-                                          n_subsets=kid_subsets, seed=seed)
-    pr = precision_recall_from_features(f_real, f_fake, k=k, seed=seed)
-    return QualityReport(features, len(f_real), len(f_fake), fd_from_features(f_real, f_fake),
-                         kid_mean, kid_std, pr.precision, pr.recall)
+    settings = ScoreSettings(k=k, kid_subset_size=kid_subset_size, kid_subsets=kid_subsets,
+                             seed=seed)
+    return QualityReport(features, len(f_real), len(f_fake), score_all(f_real, f_fake, settings))
 
 
 def anchor_fds(real, images, features: str = DEFAULT_JUDGE, *, seed: int = 0,

@@ -4,18 +4,19 @@ The replication study (Somepalli et al. 2023) scores copies with SSCD: a ResNet-
 that an image and its edited copies (crops, flips, colour changes, overlays) land close together.
 Its weights are a TorchScript file Meta publishes; pddlib never downloads it by itself. Put the
 file in the torch hub cache (`prefetch_weights()` on a machine with internet, or copy it there)
-and `replication(...)` adds the "sscd" space; without it the course uses pixels and pdcopy.
+and `replication(...)` adds the "sscd" space (SPACE); without it the course uses pixels and pdcopy.
 TorchScript archives are loaded with torch.jit.load, which runs no Python code from the file.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pddlib.metrics.featurespace import Extractor, FeatureSpace
 from pddlib.metrics.hub_cache import download, hub_checkpoint
 from pddlib.pixels import uint8_to_unit
 
@@ -42,6 +43,11 @@ def missing_message() -> str:
             f"downloads them by itself. To add the 'sscd' space, run "
             f"`python -c 'from pddlib.metrics.sscd import prefetch_weights; prefetch_weights()'` "
             f"on a machine with internet (or download {URL} into that folder).")
+
+
+def missing_reason() -> str | None:
+    """Why the "sscd" space cannot run here (its weights are not cached), or None."""
+    return None if find_weights() is not None else missing_message()
 
 
 def prefetch_weights(progress: bool = True) -> Path:
@@ -76,3 +82,18 @@ def sscd_features(images_uint8: np.ndarray, *, batch_size: int = 32, progress: b
                                             align_corners=False, antialias=True)
         out.append(torch.nn.functional.normalize(model((x - mean) / std), dim=1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 512), np.float32)
+
+
+def describe(device: str, batch_uint8: np.ndarray) -> np.ndarray:
+    """SSCD descriptors (B, 512) of one uint8 batch."""
+    return sscd_features(batch_uint8, batch_size=max(1, len(batch_uint8)), device=device)
+
+
+def extractor(device: torch.device) -> Extractor:
+    """SSCD as a feature map on `device` (loaded now: a missing file fails before any work)."""
+    load_sscd(str(device))
+    return Extractor("sscd", None, None, 32, partial(describe, str(device)))
+
+
+# Somepalli et al.'s threshold for a copy.
+SPACE = FeatureSpace("sscd", extractor, threshold=0.5, replication=True, missing=missing_reason)
