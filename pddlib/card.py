@@ -17,6 +17,7 @@ from pddlib.defaults import DEFAULT_GUIDANCE
 from pddlib.files import atomic_write
 from pddlib.metrics.replication import BACKGROUND_RATE
 from pddlib.metrics.scores import formatted, is_spread, label
+from pddlib.objectives import describe
 from pddlib.provenance import (
     EVAL_CONTEXT,
     Compute,
@@ -227,9 +228,11 @@ def model_summary(model_dir: Path, config: dict, unet_cfg: dict, name: str | Non
             f"latent diffusion: a diffusers `UNet2DModel` on the {side} x {side} latents of the "
             f"autoencoder `{Path(config['autoencoder']).name}`, itself trained from scratch"
             f"{autoencoder_origin(model_dir)}")
+    objective = describe(config.get("prediction_type", "v_prediction"))
     return [f"# {name or model_dir.resolve().name}", "",
             (f"A {kind} diffusion model ({what}) trained from scratch with the PD-Diffusion "
-             "course's `pddlib` on public-domain images only."), ""]
+             "course's `pddlib` on public-domain images only."), "",
+            f"Objective: {objective}", ""]
 
 
 def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,

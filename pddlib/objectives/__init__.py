@@ -26,6 +26,13 @@ def objective_class(name: str) -> type[Objective]:
     return OBJECTIVES[name]
 
 
+def describe(name: str) -> str:
+    """One line for the model card: the objective's name and its docstring's first line."""
+    cls = OBJECTIVES.get(name)
+    summary = (cls.__doc__ or "").strip().splitlines()[0] if cls is not None else ""
+    return f"`{name}`" + (f": {summary}" if summary else "")
+
+
 def objective_for(config) -> Objective:
     """The objective a TrainConfig trains with, checked against the config's other fields."""
     return objective_class(config.prediction_type).from_config(config)

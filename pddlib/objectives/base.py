@@ -24,7 +24,8 @@ def per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 class Objective:
     """A training objective: subclasses fill in the path, the target, the weight and to_x0."""
 
-    name: ClassVar[str]  # the registry key, saved as TrainConfig.prediction_type
+    name: ClassVar[str]  # the registry key, saved as TrainConfig.prediction_type (the docstring's
+    # first line is what the model card says of it)
     # Config fields a user gets with this objective unless they set them (the CLI applies them).
     config_defaults: ClassVar[dict] = {}
 

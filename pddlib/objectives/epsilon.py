@@ -12,7 +12,7 @@ from pddlib.objectives.ddpm import DDPMObjective
 
 @dataclass(frozen=True)
 class Epsilon(DDPMObjective):
-    """Predict the noise; min-SNR weight min(snr, gamma) / snr."""
+    """Predict the noise that was added (Ho et al. 2020); min-SNR weights min(snr, gamma) / snr."""
 
     name = "epsilon"
     prediction_type = "epsilon"

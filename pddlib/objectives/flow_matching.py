@@ -14,7 +14,7 @@ from pddlib.schedulers import is_flow
 
 @dataclass(frozen=True)
 class FlowMatching(Objective):
-    """x_t = (1 - t) x0 + t noise, t in (0, 1) drawn logit-normal; every time weighs alike."""
+    """Predict the velocity noise - x0 on the straight path x_t = (1 - t) x0 + t noise, unweighted."""
 
     timestep_shift: float = 1.0  # SD3's shift of the training times and the sampler's levels
 

@@ -12,7 +12,7 @@ from pddlib.objectives.ddpm import DDPMObjective
 
 @dataclass(frozen=True)
 class VPrediction(DDPMObjective):
-    """Predict v; min-SNR weight min(snr, gamma) / (snr + 1). The course recipe's objective."""
+    """Predict v = sqrt(abar) eps - sqrt(1 - abar) x0 (Salimans & Ho 2022); min-SNR weighted."""
 
     name = "v_prediction"
     prediction_type = "v_prediction"
