@@ -55,8 +55,9 @@ figures: $(VENV)/.course-installed
 lab: $(VENV)/.course-installed
 	$(BIN)/jupyter lab notebooks
 
+## ruff on pddlib, tests, scripts and benchmarks (the rules are in pyproject.toml).
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check pddlib tests scripts
+	$(BIN)/ruff check pddlib tests scripts benchmarks
 
 clean-venv:
 	rm -rf $(VENV)

@@ -24,9 +24,9 @@ from safetensors.torch import load_file
 
 from pddlib.data import load_images
 from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.recipes import TrainConfig
 from pddlib.runs import checkpoint_dir
 from pddlib.training import train
-from pddlib.recipes import TrainConfig
 
 
 class Reached(Exception):

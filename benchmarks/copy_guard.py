@@ -31,9 +31,9 @@ from pddlib.data.transforms import as_uint8
 from pddlib.metrics import generate_samples, replication
 from pddlib.models import ModelConfig
 from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.recipes import TrainConfig
 from pddlib.trained import course_run_dir
 from pddlib.training import train
-from pddlib.recipes import TrainConfig
 
 # Notebook 06's model and recipe (unconditional, 16 px, 400 steps of 16 images).
 SMALL = ModelConfig(sample_size=16, block_out_channels=(32, 64, 64), attention=(False,) * 3,

@@ -25,9 +25,9 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from pddlib.data.schema import features
+from pddlib.recipes import tiny_config
 from pddlib.runs import latest_checkpoint
 from pddlib.training import train
-from pddlib.recipes import tiny_config
 
 
 def squares(n: int = 16) -> datasets.Dataset:

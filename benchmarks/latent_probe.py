@@ -27,8 +27,8 @@ from pddlib.data import load_images, to_tensor, to_uint8
 from pddlib.defaults import DEFAULT_GUIDANCE
 from pddlib.metrics import class_agreement, fd, per_class_agreement
 from pddlib.models import CLASS_NAMES_KEY
-from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.objectives import objective_for
+from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.recipes import TrainConfig
 
 
@@ -82,7 +82,7 @@ def train_latent_unet(z: torch.Tensor, y: torch.Tensor, names: list[str], second
         step += 1
         decay = min(0.999, (1 + step) / (10 + step))
         with torch.no_grad():
-            for pe, p in zip(ema.parameters(), unet.parameters()):
+            for pe, p in zip(ema.parameters(), unet.parameters(), strict=True):
                 pe.lerp_(p, 1 - decay)
     print(f"latent UNet: {step} steps in {seconds:.0f} s, last loss {loss.item():.4f}")
     return ema.eval(), step

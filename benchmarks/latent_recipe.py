@@ -20,9 +20,9 @@ from judge_samples import judge_pipeline
 from pddlib.data import load_images
 from pddlib.models import ModelConfig
 from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.recipes import recipe
 from pddlib.runs import training_seconds
 from pddlib.training import train
-from pddlib.recipes import recipe
 
 # The probe's latent UNet (benchmarks/latent_probe.py): two levels on 8 x 8 latents, attention
 # at 4 x 4, wide because a latent step is cheap.

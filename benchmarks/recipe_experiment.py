@@ -22,12 +22,12 @@ from pathlib import Path
 import torch
 
 from pddlib.data import load_images
+from pddlib.data.transforms import pil_grid
 from pddlib.defaults import DEFAULT_GUIDANCE
 from pddlib.metrics import class_agreement, fd, per_class_agreement
 from pddlib.pipeline import PDDiffusionPipeline
-from pddlib.training import train
 from pddlib.recipes import TrainConfig, recipe
-from pddlib.data.transforms import pil_grid
+from pddlib.training import train
 
 
 def parse_value(field_type: str, text: str):

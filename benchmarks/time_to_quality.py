@@ -30,9 +30,9 @@ from judge_samples import judge_pipeline
 
 from pddlib.data import load_images
 from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.recipes import recipe
 from pddlib.runs import CHECKPOINTS, training_seconds
 from pddlib.training import train
-from pddlib.recipes import recipe
 
 OUT = Path("runs/ttq")
 PLAIN_BATCH = 16  # the example's --train_batch_size

@@ -32,9 +32,9 @@ from PIL import Image
 
 from pddlib.data import load_images
 from pddlib.models import build_unet, training_flops
+from pddlib.recipes import recipe
 from pddlib.runs import read_loss_log
 from pddlib.training import resolve_precision, train
-from pddlib.recipes import recipe
 
 WARMUP = 3
 

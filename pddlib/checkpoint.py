@@ -34,7 +34,7 @@ def save_checkpoint(run: Path, step: int, unet: UNet2DModel, optimizer: torch.op
     with atomic_dir(final) as tmp:
         unet.save_pretrained(tmp / UNET)  # raw weights, safetensors
         names = [name for name, _ in unet.named_parameters()]
-        save_file({n: s.detach().cpu().contiguous() for n, s in zip(names, ema.shadow_params)},
+        save_file({n: s.detach().cpu().contiguous() for n, s in zip(names, ema.shadow_params, strict=True)},
                   tmp / EMA_WEIGHTS)
         opt = optimizer.state_dict()
         save_file({f"{i}.{k}": v.detach().cpu().contiguous() for i, st in opt["state"].items()

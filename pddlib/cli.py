@@ -188,8 +188,8 @@ def add_sample(sub: argparse._SubParsersAction) -> None:
 
         import torch
 
-        from pddlib.pipeline import PDDiffusionPipeline
         from pddlib.data.transforms import pil_grid
+        from pddlib.pipeline import PDDiffusionPipeline
 
         pipe = PDDiffusionPipeline.from_run(args.model).with_scheduler(args.scheduler)
         labels = args.label if args.label is not None else pipe.classes_in_turn(args.n)

@@ -1,10 +1,11 @@
 """The sampler settings used unless told otherwise (no heavy imports: the CLI reads them too).
 
-Measured on cpu-tiny (benchmarks/RESULTS.md): at 25 steps the stochastic Euler ancestral sampler
-gives clearly more recognisable samples than deterministic DDIM, which keeps an undertrained
-model's speckle. A trained model is saved with this sampler, so `from_pretrained` uses it.
-Guidance 4 is the conditional default: in the guidance sweeps of benchmarks/RESULTS.md, higher
-scales added little class agreement and cost variety.
+Euler ancestral is the default sampler because it is stochastic: it adds fresh noise at every
+step, which the next step partly removes, so an undertrained model ends on cleaner images than
+with a deterministic sampler such as DDIM, which keeps its speckle (benchmarks/RESULTS.md
+compares them). A trained model is saved with this sampler, so `from_pretrained` uses it.
+Guidance 4 is the conditional default because higher scales added little class agreement and
+cost variety in the guidance sweeps of benchmarks/RESULTS.md.
 """
 
 DEFAULT_SCHEDULER = "euler-a"  # a name in pddlib.schedulers.SCHEDULERS

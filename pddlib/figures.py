@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from pddlib.defaults import DEFAULT_GUIDANCE
-from pddlib.runs import sample_grids, step_of
+from pddlib.runs import SAMPLES, sample_grids, step_of
 
 FIGURES = ("noising.png", "training_progress.png", "samples_per_class.png",
            "guidance_sweep.png", "closest_pairs.png", "latent_space.png")
@@ -61,9 +61,9 @@ def progress_figure(run_dir: Path):
 
     grids = sample_grids(run_dir)
     if not grids:
-        raise FileNotFoundError(f"{run_dir}/samples holds no sample grids to show.")
+        raise FileNotFoundError(f"{Path(run_dir) / SAMPLES} holds no sample grids to show.")
     fig, axes = new_figure(1, len(grids), panel=(2.2, 2.4))
-    for ax, path in zip(axes.flat, grids):
+    for ax, path in zip(axes.flat, grids, strict=True):
         ax.imshow(Image.open(path), interpolation="nearest")
         ax.set_title(f"step {step_of(path)}")
         ax.set_axis_off()
@@ -73,14 +73,14 @@ def progress_figure(run_dir: Path):
 
 def make_figures(out_dir: str | Path = "images", *, model: str | Path | None = None,
                  fast: bool | None = None, seed: int = 0) -> list[Path]:
-    """Write FIGURES into out_dir from `model` (a run folder or "reference"), else the course model."""
-    from pddlib.course import course_config, course_model, course_run_dir
+    """Write FIGURES into out_dir from `model` (a run folder or "reference") or the course model."""
     from pddlib.data import load_images
+    from pddlib.experiments import guidance_sweep, sample
     from pddlib.metrics import generate_samples, replication
     from pddlib.pipeline import PDDiffusionPipeline
     from pddlib.reference import resolve_model
-    from pddlib.sampling import guidance_sweep, sample
-    from pddlib.viz import image_rows
+    from pddlib.trained import course_config, course_model, course_run_dir
+    from pddlib.viz import image_rows, replication_grid
 
     fast = os.environ.get("PDD_FAST") == "1" if fast is None else fast
     out = Path(out_dir)
@@ -110,9 +110,9 @@ def make_figures(out_dir: str | Path = "images", *, model: str | Path | None = N
                                   guidance=DEFAULT_GUIDANCE, seed=seed, progress=False)
     report = replication(samples, train, spaces=("pixel",), background=False, seed=seed,
                          progress=False)
-    paths.append(save(report["pixel"].grid(samples, train, n=8,
-                                           title="closest pairs: sample above nearest training image"),
-                      out / FIGURES[4]))
+    pairs = replication_grid(report["pixel"], samples, train, n=8,
+                             title="closest pairs: sample above nearest training image")
+    paths.append(save(pairs, out / FIGURES[4]))
     paths.append(save(latent_figure(load_images("openclipart", split="heldout"), seed=seed),
                       out / FIGURES[5]))
     return paths

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def label_indices(labels: Sequence[int | str], names: Sequence[str], owner: str) -> list[int]:
+def indices_of(labels: Sequence[int | str], names: Sequence[str], owner: str) -> list[int]:
     """Indices into `names` of labels given as names or indices; `owner` names who knows them."""
     names = list(names)
     out = []
@@ -20,3 +20,5 @@ def label_indices(labels: Sequence[int | str], names: Sequence[str], owner: str)
             raise ValueError(f"Class index {label} out of range: {owner} has {len(names)} "
                              f"classes (0..{len(names) - 1}): {names}.")
     return out
+
+

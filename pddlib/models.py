@@ -49,17 +49,17 @@ LATENT = ModelConfig(sample_size=8, in_channels=4, block_out_channels=(64, 128),
                      attention_head_dim=32)
 
 PRESETS: dict[str, ModelConfig] = {
-    # Sized for about 12 minutes of training on a 2-core CPU (measured: benchmarks/RESULTS.md).
-    # Four levels (32-16-8-4 px) give the global view recognisable shapes need; attention only
-    # at 4 px, where it is cheap. Slim early levels (24, 48, 96 channels): 1.37 GFLOP per
-    # training image instead of 2.21 for (32, 64, 128, 128), 1.7x more steps per minute,
-    # and after equal training time as good a class agreement with a lower FD-pdcls.
+    # The pixel-space model a 2-core CPU trains within a workshop session. Four levels
+    # (32-16-8-4 px) give the global view recognisable shapes need; attention only at 4 px,
+    # where it is cheap. The early levels are slim because their full-resolution convolutions
+    # cost most of a step: fewer channels there buy more steps in the same time, which scored
+    # at least as well (benchmarks/RESULTS.md keeps the FLOPs, step times and scores).
     "cpu-tiny": ModelConfig(sample_size=32, block_out_channels=(24, 48, 96, 128),
                             attention=(False, False, False, True), layers_per_block=1),
     # The course recipe: latent diffusion on the 4 x 8 x 8 latents that the shipped autoencoder
     # pd-ae32 makes of 32 px images (pddlib.autoencoder). Two levels, attention at 4 x 4 latents.
-    # At equal training time this 4 M-parameter UNet in batches of 64 drew more classes than a
-    # (128, 256) one in batches of 32: three times the latents a second beat twice the width.
+    # Narrow on purpose: at equal training time, seeing more latents a second (a narrow UNet,
+    # bigger batches) drew more classes than a wider UNet (benchmarks/RESULTS.md).
     "cpu-latent": LATENT,
     # The shipped reference model (pddlib/weights): the same UNet, trained several times longer.
     "cpu-reference": LATENT,

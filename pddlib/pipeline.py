@@ -92,7 +92,7 @@ class PDDiffusionPipeline(DiffusionPipeline):
             ckpt = runs.latest_checkpoint(run)
             if ckpt is None:
                 raise FileNotFoundError(f"{run} has no checkpoint with raw weights.")
-            pipe = cls(UNet2DModel.from_pretrained(ckpt / "unet", use_safetensors=True),
+            pipe = cls(UNet2DModel.from_pretrained(ckpt / runs.UNET, use_safetensors=True),
                        pipe.scheduler, pipe.vae)
         pipe.set_progress_bar_config(disable=True)
         return pipe

@@ -55,8 +55,8 @@ def ship(run: str | Path, dest: str | Path) -> Path:
                 shutil.copytree(src, tmp / name)
             elif src.is_file():
                 shutil.copy2(src, tmp / name)
-        unet = UNet2DModel.from_pretrained(run / "unet", use_safetensors=True)
-        unet.half().save_pretrained(tmp / "unet")
+        unet = UNet2DModel.from_pretrained(run / runs.UNET, use_safetensors=True)
+        unet.half().save_pretrained(tmp / runs.UNET)
     return Path(dest)
 
 
@@ -79,7 +79,7 @@ def working_copy(shipped: str | Path, runs_root: str | Path) -> Path:
         shutil.copytree(shipped, tmp, dirs_exist_ok=True)
         name = runs.read_config(tmp).get("autoencoder")
         if name:  # latent diffusion: the named autoencoder, with its training record
-            shutil.copytree(autoencoder_folder(name), tmp / "vae")
+            shutil.copytree(autoencoder_folder(name), tmp / runs.VAE)
     return out
 
 

@@ -23,10 +23,10 @@ from diffusers.training_utils import EMAModel
 from pddlib import runs
 from pddlib.autoencoder import load_autoencoder, training_record
 from pddlib.checkpoint import load_checkpoint, read_state, save_checkpoint
-from pddlib.objectives import objective_for
-from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.data.transforms import pil_grid
 from pddlib.defaults import DEFAULT_SCHEDULER
+from pddlib.objectives import objective_for
+from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.provenance import write_provenance
 from pddlib.recipes import RUNTIME_FIELDS, TrainConfig, learning_rate
 

@@ -144,7 +144,7 @@ def slider_or_static(render_fn: Callable[[Axes, Any], None], values: Sequence[An
         shown = representative(values, n_static)
         ncols = ncols or len(shown)
         fig, axes = new_figure(math.ceil(len(shown) / ncols), ncols, panel=panel)
-        for ax, value in zip(axes.flat, shown):
+        for ax, value in zip(axes.flat, shown, strict=False):  # spare panels stay empty
             render_fn(ax, value)
         for ax in list(axes.flat)[len(shown):]:
             ax.set_axis_off()
@@ -272,7 +272,7 @@ def trajectory_strip(traj: Any, index: int = 0, *, size: float = 1.3,
                      title: str | None = None) -> NotebookFigure:
     """x_t (top row) and predicted x0 (bottom row) at each recorded step of a Trajectory."""
     fig, axes = new_figure(2, len(traj.steps), panel=(size, size))
-    for j, (i, t) in enumerate(zip(traj.steps, traj.timesteps)):
+    for j, (i, t) in enumerate(zip(traj.steps, traj.timesteps, strict=True)):
         show_image(axes[0, j], traj.x_t[j, index].clamp(-1, 1),
                    f"step {i + 1}/{traj.num_inference_steps}\nfrom t={t}")
         show_image(axes[1, j], traj.x0[j, index].clamp(-1, 1))
@@ -310,7 +310,7 @@ def controls_or_static(render_fn: Callable[..., None], controls: dict[str, Seque
     """
     if not has_widget_frontend():
         fig, axes = new_figure(1, len(examples), panel=panel)
-        for ax, values in zip(axes.flat, examples):
+        for ax, values in zip(axes.flat, examples, strict=False):  # spare panels stay empty
             render_fn(ax, **values)
         return fig
     import ipywidgets as widgets

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from pddlib.autoencoder import AutoencoderConfig, save_autoencoder, train_autoencoder
-from pddlib.course import autoencoder_report
 from pddlib.data import load_images, to_tensor
+from pddlib.trained import autoencoder_report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,7 @@ def test_the_descriptor_is_shipped_offline_and_says_how_it_was_made() -> None:
 
 def test_faint_soft_mirrored_copies_are_flagged_as_copies_of_their_original(train) -> None:
     rows = np.arange(0, len(train), 17)[:48]
-    copies = np.stack([faint_soft_copy(train[r], ink) for r, ink in zip(rows, np.linspace(0.5, 1, 48))])
+    copies = np.stack([faint_soft_copy(train[r], ink) for r, ink in zip(rows, np.linspace(0.5, 1, 48), strict=True)])
     check = check_copies(copies, train)
     assert check.space == "pdcopy" and 0.8 < check.threshold < 1
     assert check.flagged.mean() >= 0.9

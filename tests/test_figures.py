@@ -24,10 +24,10 @@ def test_figures_from_a_fresh_runs_folder(tmp_path: Path, monkeypatch, capsys) -
 
 def test_figures_from_a_named_model_folder_train_nothing(tmp_path: Path, monkeypatch,
                                                          capsys) -> None:
-    from pddlib.course import course_config, course_model, course_run_dir
+    from pddlib.trained import course_config, course_model, course_run_dir
 
     monkeypatch.setenv("PDD_FAST", "1")
-    course_model(fast=True, runs=tmp_path / "runs")
+    course_model(fast=True, root=tmp_path / "runs")
     run = course_run_dir(course_config(fast=True), tmp_path / "runs")
     capsys.readouterr()
     assert main(["figures", "--model", str(run), "--out", str(tmp_path / "images")]) == 0

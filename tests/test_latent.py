@@ -21,8 +21,8 @@ from pddlib.autoencoder import (
 from pddlib.data import to_tensor
 from pddlib.models import TINY
 from pddlib.pipeline import PDDiffusionPipeline
-from pddlib.training import train
 from pddlib.recipes import tiny_config
+from pddlib.training import train
 
 TINY_AE = AutoencoderConfig(sample_size=16, latent_channels=4, block_out_channels=(8, 16),
                             norm_num_groups=4, steps=2, batch_size=4)

@@ -76,7 +76,10 @@ def test_fd_infinity_removes_most_of_the_small_sample_bias() -> None:
 def test_mmd2_unbiased_matches_explicit_sums() -> None:
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(5, 3)), rng.normal(size=(4, 3)) + 1
-    k = lambda a, b: (a @ b / 3 + 1) ** 3
+
+    def k(a, b):
+        return (a @ b / 3 + 1) ** 3
+
     xx = sum(k(x[i], x[j]) for i in range(5) for j in range(5) if i != j) / 20
     yy = sum(k(y[i], y[j]) for i in range(4) for j in range(4) if i != j) / 12
     xy = sum(k(x[i], y[j]) for i in range(5) for j in range(4)) / 20

@@ -161,7 +161,10 @@ def test_immiscible_order_is_the_cheapest_pairing():
     order = noise.immiscible_order(x0, eps)
     assert sorted(order.tolist()) == list(range(5))
     cost = torch.cdist(x0.flatten(1), eps.flatten(1))
-    total = lambda perm: sum(cost[i, j].item() for i, j in enumerate(perm))
+
+    def total(perm):
+        return sum(cost[i, j].item() for i, j in enumerate(perm))
+
     best = min(itertools.permutations(range(5)), key=total)
     assert order.tolist() == list(best)
     assert total(order.tolist()) < total(range(5))

@@ -65,7 +65,7 @@ def test_colab_badge_points_at_itself(path: Path) -> None:
 def test_template(path: Path) -> None:
     cells = load(path)["cells"]
     text = ["".join(c["source"]) for c in cells]
-    code = [t for c, t in zip(cells, text) if c["cell_type"] == "code"]
+    code = [t for c, t in zip(cells, text, strict=True) if c["cell_type"] == "code"]
     assert cells[0]["cell_type"] == "markdown" and text[0].lstrip().startswith("# ")
     for heading in ("What you will learn", "What you need", "Time"):
         assert heading.lower() in text[0].lower(), f"first cell lacks '{heading}'"

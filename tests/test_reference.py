@@ -8,14 +8,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from pddlib.card import read_card_metadata
 from pddlib.data import load_images
 from pddlib.pipeline import PDDiffusionPipeline
-from pddlib.card import read_card_metadata
 from pddlib.provenance import read_manifest, read_metrics, verify_manifest
+from pddlib.recipes import tiny_latent_config
 from pddlib.reference import ship, working_copy
 from pddlib.runs import UNET_WEIGHTS
 from pddlib.training import train
-from pddlib.recipes import tiny_latent_config
 from scripts.ship_reference import main as ship_reference
 
 

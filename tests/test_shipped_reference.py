@@ -13,11 +13,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from pddlib.card import read_card_metadata
 from pddlib.cli import main as cli
 from pddlib.data import load_images
 from pddlib.models import CLASS_NAMES_KEY
 from pddlib.pipeline import PDDiffusionPipeline
-from pddlib.card import read_card_metadata
 from pddlib.provenance import manifest_rows, read_manifest, read_metrics, verify_manifest
 from pddlib.reference import shipped_folder, weights_tag
 from pddlib.runs import UNET_WEIGHTS

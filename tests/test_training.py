@@ -14,16 +14,15 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from pddlib.batches import batch_indices, draw_batch
 from pddlib.data.schema import features
 from pddlib.defaults import DEFAULT_SCHEDULER
-from pddlib.models import TINY, build_unet
-from pddlib.pipeline import PDDiffusionPipeline
-from pddlib.runs import latest_checkpoint, read_loss_log
-from pddlib.schedulers import SCHEDULERS
-from pddlib.batches import batch_indices, draw_batch
 from pddlib.objectives import objective_for
+from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.recipes import TrainConfig, learning_rate, tiny_config, tiny_latent_config
+from pddlib.runs import latest_checkpoint, read_loss_log
 from pddlib.saving import TrainingDiverged
+from pddlib.schedulers import SCHEDULERS
 from pddlib.training import StepInfo, train
 
 NAMES = ["red", "blue"]
@@ -79,10 +78,12 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(ds, tmp_path: P
         assert all(torch.equal(ta[k], tb[k]) for k in ta), file
     # The EMA weights of the output pipeline and the loss logs match too.
     assert all(torch.equal(x, y) for x, y in zip(weights(tmp_path / "straight").values(),
-                                                 weights(tmp_path / "resumed").values()))
+                                                 weights(tmp_path / "resumed").values(),
+                                                 strict=True))
     assert read_loss_log(tmp_path / "straight") == [
         {**r, "seconds": s["seconds"]} for r, s in
-        zip(read_loss_log(tmp_path / "resumed"), read_loss_log(tmp_path / "straight"))]
+        zip(read_loss_log(tmp_path / "resumed"), read_loss_log(tmp_path / "straight"),
+            strict=True)]
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(ds, tmp_path: Path) -> None:

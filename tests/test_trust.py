@@ -19,8 +19,8 @@ from pddlib.data import load_images
 from pddlib.data.checks import ExcludedRowsWarning
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.provenance import read_manifest
-from pddlib.training import train
 from pddlib.recipes import RECIPES, tiny_config, tiny_latent_config
+from pddlib.training import train
 
 
 def png(colour=(200, 30, 30), size=(12, 12), mode="RGB", **save) -> bytes:

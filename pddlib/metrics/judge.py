@@ -33,7 +33,7 @@ from torch import nn
 
 from pddlib.data.transforms import as_uint8
 from pddlib.defaults import DEFAULT_JUDGE, JUDGE_NAMES
-from pddlib.labels import label_indices as resolve_labels
+from pddlib.labels import indices_of
 from pddlib.metrics.featurespace import Extractor, FeatureSpace
 from pddlib.pixels import to_model
 
@@ -202,7 +202,7 @@ def classify(images, *, judge: str = DEFAULT_JUDGE,
 def label_indices(labels: Sequence[int | str], judge: str = DEFAULT_JUDGE) -> np.ndarray:
     """Class names or indices of the embedded set -> indices (N,), with a clear error otherwise."""
     owner = f"the {judge} judge (trained on the embedded set's classes)"
-    return np.asarray(resolve_labels(labels, info(judge).class_names, owner), dtype=np.int64)
+    return np.asarray(indices_of(labels, info(judge).class_names, owner), dtype=np.int64)
 
 
 def knows_classes(class_names: Sequence[str], judge: str = DEFAULT_JUDGE) -> bool:
