@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Tests and notebooks never touch the network and never open windows.
@@ -29,3 +31,22 @@ def pytest_configure(config) -> None:
         opt.nbval_current_env = True
         opt.nbval_cell_timeout = 1200
         os.environ.setdefault("PDD_FAST", "1")
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Eight training images of the embedded set (every fifth of the first 40)."""
+    from pddlib.data import load_images
+
+    return load_images("openclipart", split="train").select(range(0, 40, 5))
+
+
+@pytest.fixture(scope="module")
+def model(data, tmp_path_factory) -> Path:
+    """A tiny pixel model trained 2 steps on `data`: one per test module that asks for it."""
+    from pddlib.recipes import tiny_config
+    from pddlib.training import train
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    train(tiny_config(max_steps=2, checkpoint_every=2, batch_size=4), data, out)
+    return out

@@ -12,22 +12,14 @@ import pytest
 from pddlib import card, runs
 from pddlib import provenance as pv
 from pddlib.cli import main
-from pddlib.data import load_images
-from pddlib.recipes import RUNTIME_FIELDS, tiny_config
-from pddlib.training import train
+from pddlib.recipes import RUNTIME_FIELDS
 
 
 @pytest.fixture(scope="module")
-def data():
-    return load_images("openclipart", split="train").select(range(0, 40, 5))  # 8 images
-
-
-@pytest.fixture(scope="module")
-def model(data, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    train(tiny_config(max_steps=2, checkpoint_every=2, batch_size=4), data, out)
-    card.write_card(out)  # what `pddlib train` does after training
-    return out
+def model(model) -> Path:
+    """tests/conftest.py's tiny run, with the card `pddlib train` writes after training."""
+    card.write_card(model)
+    return model
 
 
 @pytest.fixture

@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from pddlib import provenance as pv
 from pddlib import runs
-from pddlib.data import load_images
-from pddlib.recipes import tiny_config
-from pddlib.training import train
 
-
-@pytest.fixture(scope="module")
-def data():
-    return load_images("openclipart", split="train").select(range(0, 40, 5))  # 8 images
-
-
-@pytest.fixture(scope="module")
-def model(data, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    train(tiny_config(max_steps=2, checkpoint_every=2, batch_size=4), data, out)
-    return out
+# `data` and `model` (a tiny 2-step run): tests/conftest.py.
 
 
 def test_train_writes_the_manifest_of_exactly_the_training_split(model, data) -> None:
