@@ -2,12 +2,17 @@
 
 A checkpoint is written to a temporary folder and renamed into place, so a crash never leaves
 half of one; `pddlib.runs.checkpoints` lists only complete ones (those with their state file).
+Each records the size and SHA-256 of its files (pddlib.checksums), so a copy that was cut short
+or altered shows: resume starts from the newest checkpoint that proves whole, says which when
+it skips newer ones, and refuses in one line when none is. A checkpoint written before records
+were kept is checked on its parts and safetensors headers alone.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -15,7 +20,9 @@ from diffusers import UNet2DModel
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 
+from pddlib.checksums import files_under, write_record
 from pddlib.files import atomic_dir
+from pddlib.folders import DamagedFolder, check_checkpoint
 from pddlib.runs import (
     CHECKPOINT_STATE,
     CHECKPOINTS,
@@ -43,7 +50,13 @@ def save_checkpoint(run: Path, step: int, unet: UNet2DModel, optimizer: torch.op
         state = {**state, "step": step, "ema": ema_meta,
                  "optimizer": {"param_groups": opt["param_groups"]}}
         (tmp / CHECKPOINT_STATE).write_text(json.dumps(state, indent=1), encoding="utf-8")
-    for old in sorted((Path(run) / CHECKPOINTS).glob("step-*"))[:-keep]:
+        # Last: it vouches for every file above.
+        write_record(tmp, files_under(tmp, [UNET, EMA_WEIGHTS, OPTIMIZER_STATE, CHECKPOINT_STATE]))
+    found = sorted((Path(run) / CHECKPOINTS).glob("step-*"))
+    older = [p for p in found if p.name <= final.name]
+    # A newer one was passed over as damaged when this run resumed: kept, it would crowd out an
+    # intact one from the `keep` newest.
+    for old in [p for p in found if p.name > final.name] + older[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -53,9 +66,48 @@ def read_state(ckpt: Path) -> dict:
     return json.loads((ckpt / CHECKPOINT_STATE).read_text(encoding="utf-8"))
 
 
+class DamagedCheckpointWarning(UserWarning):
+    """Resuming passed over newer checkpoints that are damaged (named, with what is wrong)."""
+
+
+def checkpoint_folders(run: str | Path) -> list[Path]:
+    """Every step-NNNNNN folder of a run, complete or not, oldest first."""
+    return sorted(p for p in (Path(run) / CHECKPOINTS).glob("step-*") if p.is_dir())
+
+
+def newest_intact(run: str | Path) -> Path:
+    """The newest checkpoint that proves whole (hashes, or headers when it has no record).
+
+    Warns (DamagedCheckpointWarning) naming each newer one passed over; refuses in one line
+    when none is intact.
+    """
+    damaged: list[DamagedFolder] = []
+    for ckpt in reversed(checkpoint_folders(run)):
+        try:
+            check_checkpoint(ckpt, full=True)
+        except DamagedFolder as e:
+            damaged.append(e)
+            continue
+        if damaged:
+            warnings.warn(DamagedCheckpointWarning(
+                f"{run}: passed over {len(damaged)} damaged checkpoint(s) ({said(damaged)}); "
+                f"resuming from {ckpt.name}, the newest intact one (the next checkpoint written "
+                "deletes them)."), stacklevel=2)
+        return ckpt
+    raise ValueError(f"Cannot resume {run}: none of its checkpoints is intact ({said(damaged)}). "
+                     "Re-copy the run folder from where it came, or train into a new output "
+                     "folder.")
+
+
+def said(damaged: list[DamagedFolder]) -> str:
+    """What is wrong with each damaged checkpoint, on one line."""
+    return "; ".join(f"{e.folder.name}: {e.part} {e.problem}" for e in damaged)
+
+
 def load_checkpoint(ckpt: Path, unet: UNet2DModel, optimizer: torch.optim.Optimizer,
                     ema: EMAModel) -> dict:
     """Restore weights, optimizer and EMA from a checkpoint folder; return its state.json."""
+    check_checkpoint(ckpt, full=False)  # whole and of this shape before torch reads a byte
     state = read_state(ckpt)
     unet.load_state_dict(load_file(ckpt / UNET_WEIGHTS))
     shadow = load_file(ckpt / EMA_WEIGHTS)

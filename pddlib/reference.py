@@ -9,6 +9,10 @@ ships once, by name, in pddlib/weights (`pddlib.autoencoder.SHIPPED`).
 `working_copy` rebuilds a complete run folder from it under runs/, so everything that reads
 runs (sampling, `evaluate_model`, the card writer) works on the reference model unchanged and
 writes its measurements into the copy, never into the installed package.
+
+Both forms carry the record of their files that every pipeline folder carries (checksums.json,
+pddlib.checksums): the shipped one so that an install can prove it got the weights whole (a
+working copy is made only from shipped files whose SHA-256 match), the copy like any run.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from pathlib import Path
 from diffusers import UNet2DModel
 
 from pddlib import runs
-from pddlib.autoencoder import autoencoder_folder
+from pddlib.autoencoder import SHIPPED, autoencoder_folder
+from pddlib.checksums import PIPELINE_PARTS, files_under, write_record
 from pddlib.files import atomic_dir
+from pddlib.folders import RECOPY, REINSTALL, Checked, check_autoencoder, check_pipeline
 
 NAME = "pd-reference"  # the shipped folder, pddlib/weights/pd-reference
 REFERENCE = "reference"  # what --model and from_run accept for it
@@ -44,9 +50,7 @@ def is_shipped(folder: str | Path) -> bool:
 def ship(run: str | Path, dest: str | Path) -> Path:
     """Write the shipped form of a finished run into dest (replacing what is there)."""
     run = Path(run)
-    if not runs.has_pipeline(run):
-        raise FileNotFoundError(f"{run} holds no trained pipeline: finish its training first.")
-    runs.refuse_pickles(run)
+    check_pipeline(run, full=True)  # only what proves whole is shipped
 
     with atomic_dir(dest) as tmp:
         for name in KEPT:
@@ -57,6 +61,7 @@ def ship(run: str | Path, dest: str | Path) -> Path:
                 shutil.copy2(src, tmp / name)
         unet = UNet2DModel.from_pretrained(run / runs.UNET, use_safetensors=True)
         unet.half().save_pretrained(tmp / runs.UNET)
+        write_record(tmp, files_under(tmp, PIPELINE_PARTS))
     return Path(dest)
 
 
@@ -70,17 +75,28 @@ def working_copy(shipped: str | Path, runs_root: str | Path) -> Path:
     shipped = Path(shipped)
     if not is_shipped(shipped):
         raise FileNotFoundError(f"{shipped} holds no shipped model ({runs.UNET_WEIGHTS} is missing).")
-    runs.refuse_pickles(shipped)
     out = Path(runs_root) / f"{shipped.name}-{weights_tag(shipped)}"
     if runs.has_pipeline(out):
+        check_pipeline(out, remedy=f"delete {out}, and the next use makes it again")
         return out
-
+    check_shipped(shipped)  # made once: every shipped byte is compared with its record first
+    name = runs.read_config(shipped).get("autoencoder")
     with atomic_dir(out) as tmp:
         shutil.copytree(shipped, tmp, dirs_exist_ok=True)
-        name = runs.read_config(tmp).get("autoencoder")
         if name:  # latent diffusion: the named autoencoder, with its training record
             shutil.copytree(autoencoder_folder(name), tmp / runs.VAE)
+        write_record(tmp, files_under(tmp, PIPELINE_PARTS))
     return out
+
+
+def check_shipped(shipped: str | Path, *, full: bool = True) -> Checked:
+    """Check shipped weights and the autoencoder they name (SHA-256 against their records)."""
+    checked = check_pipeline(shipped, full=full, vae_by_name=True, remedy=REINSTALL)
+    name = runs.read_config(shipped).get("autoencoder")
+    if name:
+        check_autoencoder(autoencoder_folder(name), full=full,
+                          remedy=REINSTALL if name in SHIPPED else RECOPY)
+    return checked
 
 
 def resolve_model(model: str | Path) -> Path:

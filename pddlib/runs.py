@@ -9,6 +9,8 @@
     <run>/samples/step-NNNNNN.png               the trainer's sample grids
     <run>/provenance/manifest.jsonl, compute.jsonl   training images and licences; compute
     <run>/metrics.json, README.md               measurements, model card
+    <run>/checksums.json, <checkpoint>/checksums.json   size and SHA-256 of the files written
+                                                (pddlib.checksums): a copy can prove it is whole
 
 A test (tests/test_structure.py) fails when one of these names is spelled outside this module.
 """
@@ -39,8 +41,11 @@ MANIFEST = f"{PROVENANCE}/manifest.jsonl"
 COMPUTE = f"{PROVENANCE}/compute.jsonl"
 METRICS = "metrics.json"
 CARD = "README.md"
+CHECKSUMS = "checksums.json"  # size and SHA-256 of each file, written with them
 # Weight files in pickle-based formats: unpickling runs code from the file, so none is loaded.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+# Files that are code: a model folder holding one is refused whole, and nothing of it is imported.
+CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".so", ".dll", ".dylib")
 
 
 def runs_dir() -> Path:

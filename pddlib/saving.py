@@ -22,7 +22,14 @@ from diffusers.training_utils import EMAModel
 
 from pddlib import runs
 from pddlib.autoencoder import load_autoencoder, training_record
-from pddlib.checkpoint import load_checkpoint, read_state, save_checkpoint
+from pddlib.checkpoint import (
+    checkpoint_folders,
+    load_checkpoint,
+    newest_intact,
+    read_state,
+    save_checkpoint,
+)
+from pddlib.checksums import PIPELINE_PARTS, files_under, write_record
 from pddlib.data.transforms import pil_grid
 from pddlib.defaults import DEFAULT_SCHEDULER
 from pddlib.objectives import objective_for
@@ -52,13 +59,17 @@ def check_resumable(state: dict, config: TrainConfig, fingerprint: str, ckpt: Pa
 
 def resume_step(out_dir: Path, resume: bool, config: TrainConfig, fingerprint: str,
                 unet: UNet2DModel, optimizer: torch.optim.Optimizer, ema: EMAModel) -> int:
-    """Load the newest checkpoint into unet/optimizer/ema when resuming; the step to start at."""
+    """Load the newest intact checkpoint into unet/optimizer/ema when resuming; the step to start at.
+
+    Damaged newer checkpoints are passed over with a DamagedCheckpointWarning naming them.
+    """
     ckpt = runs.latest_checkpoint(out_dir)
-    if ckpt is None:
-        return 0
-    if not resume:
+    if not resume and ckpt is not None:
         raise ValueError(f"{out_dir} already holds a training run ({ckpt.name}). Pass "
                          "resume=True (--resume) to continue it, or choose another output folder.")
+    if not resume or not checkpoint_folders(out_dir):
+        return 0
+    ckpt = newest_intact(out_dir)
     check_resumable(read_state(ckpt), config, fingerprint, ckpt)
     return load_checkpoint(ckpt, unet, optimizer, ema)["step"]
 
@@ -91,7 +102,9 @@ def autoencoder_of(config: TrainConfig) -> AutoencoderKL | None:
 
 def save_pipeline(out_dir: Path, unet: UNet2DModel, ema: EMAModel, config: TrainConfig,
                   vae: AutoencoderKL | None) -> None:
-    """Write the EMA weights as a diffusers pipeline folder, plus train_config.json."""
+    """Write the EMA weights as a diffusers pipeline folder, train_config.json and their record."""
+    # Until the new record is written, none: a crash mid-save leaves a folder that claims nothing.
+    (out_dir / runs.CHECKSUMS).unlink(missing_ok=True)
     ema_unet = UNet2DModel.from_config(unet.config)
     ema.copy_to(ema_unet.parameters())
     pipe = PDDiffusionPipeline(ema_unet, objective_for(config).noise_scheduler(), vae)
@@ -100,6 +113,7 @@ def save_pipeline(out_dir: Path, unet: UNet2DModel, ema: EMAModel, config: Train
     if vae is not None:  # the autoencoder's own provenance travels with it
         record = json.dumps(training_record(config.autoencoder), indent=1) + "\n"
         (out_dir / runs.VAE / runs.TRAINING_RECORD).write_text(record, encoding="utf-8")
+    write_record(out_dir, files_under(out_dir, PIPELINE_PARTS))
 
 
 def save_all(out_dir: Path, step: int, unet: UNet2DModel, optimizer: torch.optim.Optimizer,

@@ -34,6 +34,7 @@ from pddlib.data.checks import require_accepted
 from pddlib.models import build_unet, null_class
 from pddlib.noise import immiscible_order
 from pddlib.objectives import Objective, objective_for
+from pddlib.precision import choose_precision, current_hardware, precision_message
 from pddlib.recipes import TrainConfig, learning_rate
 from pddlib.saving import (
     TrainingDiverged,
@@ -72,12 +73,11 @@ class TrainResult:
 
 
 def resolve_precision(mixed_precision: str) -> str:
-    """'auto' -> bf16 (or fp16) on CUDA, 'no' elsewhere; other values pass through."""
-    if mixed_precision != "auto":
-        return mixed_precision
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "no"
+    """The precision this machine trains in (pddlib.precision's rule), printed with its reason."""
+    hardware = current_hardware()
+    chosen = choose_precision(mixed_precision, hardware.device_type, hardware.capability)
+    print(precision_message(hardware, mixed_precision, chosen))
+    return chosen
 
 
 def new_model(config: TrainConfig, class_names: list[str] | None,
@@ -164,7 +164,7 @@ def prepare(config: TrainConfig, dataset: datasets.Dataset, out_dir: Path, resum
     unet, optimizer, ema = new_model(config, class_names)
     start = resume_step(out_dir, resume, config, fingerprint, unet, optimizer, ema)
     if start:
-        accelerator.print(f"Resuming from {runs.latest_checkpoint(out_dir)} (step {start}).")
+        accelerator.print(f"Resuming from {runs.checkpoint_dir(out_dir, start)} (step {start}).")
     ema.to(accelerator.device)
     model, optimizer = accelerator.prepare(unet, optimizer)
     if accelerator.is_main_process:

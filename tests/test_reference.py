@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,11 @@ from safetensors.torch import load_file
 
 from pddlib.card import read_card_metadata
 from pddlib.data import load_images
+from pddlib.folders import DamagedFolder
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.provenance import read_manifest, read_metrics, verify_manifest
 from pddlib.recipes import tiny_latent_config
-from pddlib.reference import ship, working_copy
+from pddlib.reference import check_shipped, ship, working_copy
 from pddlib.runs import UNET_WEIGHTS
 from pddlib.training import train
 from scripts.ship_reference import main as ship_reference
@@ -37,7 +39,7 @@ def test_shipped_form_is_fp16_without_checkpoints_or_autoencoder(run, tmp_path) 
     shipped = ship(run, tmp_path / "pd-test")
     assert {p.name for p in shipped.iterdir()} == {"model_index.json", "unet", "scheduler",
                                                    "train_config.json", "loss.jsonl", "samples",
-                                                   "provenance"}
+                                                   "provenance", "checksums.json"}
     assert {t.dtype for t in load_file(shipped / UNET_WEIGHTS).values()} == {torch.float16}
     raw = (run / UNET_WEIGHTS).stat().st_size
     assert (shipped / UNET_WEIGHTS).stat().st_size < 0.55 * raw
@@ -66,6 +68,31 @@ def test_shipped_folders_are_data_never_unpickled(run, tmp_path) -> None:
         working_copy(shipped, tmp_path / "runs")
     with pytest.raises(FileNotFoundError, match="no trained pipeline"):
         ship(tmp_path / "nothing", tmp_path / "out")
+
+
+def test_a_working_copy_is_made_only_from_shipped_files_that_prove_whole(run, tmp_path) -> None:
+    shipped = ship(run, tmp_path / "pd-test")
+    checked = check_shipped(shipped)
+    assert checked.recorded == 5 and checked.hashed  # index, configs and the fp16 UNet
+    weights = shipped / UNET_WEIGHTS
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # same size, same header: only the shipped SHA-256 tells
+    weights.write_bytes(bytes(data))
+    with pytest.raises(DamagedFolder) as refused:
+        working_copy(shipped, tmp_path / "runs")
+    assert str(refused.value) == (
+        f"{shipped}: {UNET_WEIGHTS} differs from the file that was written (its SHA-256 does not "
+        "match checksums.json); reinstall pddlib (or re-clone its repository) to get the shipped "
+        "files back.")
+    assert not list((tmp_path / "runs").glob("*"))  # nothing copied
+    shipped = ship(run, tmp_path / "pd-test")
+    copy = working_copy(shipped, tmp_path / "runs")
+    (copy / "vae" / "config.json").write_text("{")
+    with pytest.raises(DamagedFolder, match=rf"^{copy}: vae/config.json is not valid JSON .*; "
+                                            rf"delete {copy}, and the next use makes it again.$"):
+        working_copy(shipped, tmp_path / "runs")
+    shutil.rmtree(copy)
+    assert working_copy(shipped, tmp_path / "runs") == copy
 
 
 def test_ship_script_measures_the_fp16_weights_and_writes_a_truthful_card(run, tmp_path,

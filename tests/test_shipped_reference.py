@@ -19,7 +19,7 @@ from pddlib.data import load_images
 from pddlib.models import CLASS_NAMES_KEY
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.provenance import manifest_rows, read_manifest, read_metrics, verify_manifest
-from pddlib.reference import shipped_folder, weights_tag
+from pddlib.reference import check_shipped, shipped_folder, weights_tag
 from pddlib.runs import UNET_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +54,19 @@ def test_it_loads_offline_by_name_and_samples_reproducibly(offline_runs) -> None
     first, again = sample(pipe, 0), sample(PDDiffusionPipeline.from_run("reference"), 0)
     assert torch.equal(first, again) and not torch.equal(first, sample(pipe, 1))
     assert first.shape == (2, 3, 32, 32) and 0 <= first.min() and first.max() <= 1
+
+
+def test_the_shipped_files_prove_whole_against_their_record(offline_runs, capsys) -> None:
+    checked = check_shipped(shipped_folder())  # and the autoencoder it names, pd-ae32
+    assert checked.recorded == 5 and checked.hashed
+    assert cli(["check", "--model", "reference"]) == 0
+    shipped, copy = capsys.readouterr().out.splitlines()
+    assert shipped == (f"{shipped_folder()}: shipped weights, a pipeline: its parts, configs and "
+                       "weight headers check out, and the 5 files its record lists match in size "
+                       "and SHA-256")
+    assert copy.startswith(f"{offline_runs}/pd-reference-") and "the 8 files" in copy
+    assert cli(["check", "--model", str(shipped_folder())]) == 0
+    assert capsys.readouterr().out.splitlines() == [shipped]
 
 
 def test_its_manifest_is_the_embedded_train_split_every_row_public_domain() -> None:

@@ -5,18 +5,21 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import pickle
+import runpy
+import shutil
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from pddlib import cli
 from pddlib.data import load_images
 from pddlib.data.checks import ExcludedRowsWarning
+from pddlib.folders import DamagedFolder
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.provenance import read_manifest
 from pddlib.recipes import RECIPES, tiny_config, tiny_latent_config
@@ -182,15 +185,87 @@ def test_train_refuses_a_dataset_without_accepted_decisions(tmp_path: Path) -> N
     assert not (tmp_path / "run" / "provenance").exists()
 
 
-def test_a_model_folder_with_pickled_weights_is_refused(tmp_path: Path) -> None:
-    files, rows = good()
-    run = tmp_path / "run"
-    train(tiny_config(max_steps=2, batch_size=4), load_images(folder(tmp_path, files, rows)), run)
-    assert PDDiffusionPipeline.from_run(run).class_names == ["cat", "dog"]
-    torch.save({"x": torch.zeros(1)}, run / "unet" / "diffusion_pytorch_model.bin")
-    with pytest.raises(ValueError, match=r"pickled weights \(unet/diffusion_pytorch_model.bin\)"
-                                         r".*safetensors"):
+def marker_code(marker: Path) -> str:
+    """Python that leaves a file behind when it runs: proof that a folder's code was run."""
+    return f"open({str(marker)!r}, 'w').write('ran')\n"
+
+
+def evil_pickle(marker: Path) -> bytes:
+    """A pickle that runs code when it is loaded, leaving `marker` behind."""
+    class Evil:
+        def __reduce__(self):
+            return exec, (marker_code(marker),)
+
+    return pickle.dumps(Evil())
+
+
+def refused_everywhere(run: Path, tmp_path: Path, capsys) -> str:
+    """from_run and `pddlib sample/eval/check/card` refuse run in the same one line; that line."""
+    with pytest.raises(DamagedFolder) as refused:
         PDDiffusionPipeline.from_run(run)
+    message = str(refused.value)
+    grid = tmp_path / "grid.png"
+    for command in (["sample", "--n", "1", "--out", str(grid)], ["eval", "--n", "2"], ["check"],
+                    ["card"]):
+        capsys.readouterr()
+        assert cli.main([*command, "--model", str(run)]) == 2
+        assert capsys.readouterr().err == f"pddlib {command[0]}: error: {message}\n"
+    assert not grid.exists() and "trust_remote_code" not in message
+    return message
+
+
+def test_a_model_folder_with_pickled_weights_is_refused_unopened(model, tmp_path, capsys) -> None:
+    pickle.loads(evil_pickle(tmp_path / "probe"))
+    assert (tmp_path / "probe").exists()  # unpickling such a file runs its code
+    run = Path(shutil.copytree(model, tmp_path / "run"))
+    assert PDDiffusionPipeline.from_run(run).class_names
+    (run / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    marker = tmp_path / "unpickled"
+    (run / "unet" / "diffusion_pytorch_model.bin").write_bytes(evil_pickle(marker))
+    message = refused_everywhere(run, tmp_path, capsys)
+    assert message == (f"{run}: unet/diffusion_pytorch_model.bin is pickled weights; pddlib loads "
+                       "only safetensors, because unpickling can run any code the file contains; "
+                       "ask for a safetensors copy, or convert it yourself only if you trust "
+                       "where it came from.")
+    assert not marker.exists()
+
+
+CODE = {
+    "a part implemented by code": (
+        lambda run: edit_index(run, unet=["my_unet", "MyUNet"]), "unet/my_unet.py",
+        "model_index.json names a part implemented by code (unet: my_unet.MyUNet, in "
+        "unet/my_unet.py)"),
+    "a pipeline implemented by code": (
+        lambda run: edit_index(run, _class_name=["pipeline", "MyPipeline"]), "pipeline.py",
+        "model_index.json names the pipeline ['pipeline', 'MyPipeline'], not PDDiffusionPipeline"),
+    "a code file beside the weights": (lambda run: None, "unet/helpers.py",
+                                       "unet/helpers.py is code"),
+}
+
+
+def edit_index(run: Path, **changes) -> None:
+    path = run / "model_index.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+@pytest.mark.parametrize("case", CODE)
+def test_a_model_folder_carrying_code_is_refused_and_its_code_never_runs(case, model, tmp_path,
+                                                                         capsys) -> None:
+    edit, code_file, said = CODE[case]
+    marker = tmp_path / "ran"
+    probe = tmp_path / "probe.py"
+    probe.write_text(marker_code(tmp_path / "probe-ran"))
+    runpy.run_path(str(probe))
+    assert (tmp_path / "probe-ran").exists()  # such a file, run, leaves its marker
+    run = Path(shutil.copytree(model, tmp_path / "run"))
+    (run / code_file).write_text(marker_code(marker) + "from diffusers import *  # noqa\n"
+                                 "MyUNet = UNet2DModel\nMyPipeline = DiffusionPipeline\n")
+    edit(run)
+    message = refused_everywhere(run, tmp_path, capsys)
+    assert message == (f"{run}: {said}; pddlib never runs code that comes with a model folder; "
+                       "ask whoever shared it for a folder of stock diffusers parts in "
+                       "safetensors.")
+    assert not marker.exists()
 
 
 def test_the_embedded_set_passes_the_same_licence_check(tmp_path: Path) -> None:
