@@ -108,17 +108,6 @@ def has_pipeline(run: str | Path) -> bool:
     return (Path(run) / PIPELINE_INDEX).is_file()
 
 
-def refuse_pickles(folder: str | Path) -> None:
-    """Refuse a model folder holding pickled weights, naming the file: safetensors only."""
-    found = sorted(p for p in Path(folder).rglob("*") if p.suffix in PICKLE_SUFFIXES)
-    if found:
-        raise ValueError(
-            f"{folder} holds pickled weights ({found[0].relative_to(folder)}"
-            f"{f' and {len(found) - 1} more' if len(found) > 1 else ''}): pddlib loads only "
-            "safetensors, because unpickling can run any code the file contains. Ask for a "
-            "safetensors copy, or convert it yourself only if you trust where it came from.")
-
-
 def write_config(run: str | Path, config: dict) -> Path:
     """Write train_config.json."""
     return atomic_write(Path(run) / CONFIG_FILE, json.dumps(config, indent=1))
