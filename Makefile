@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 # Reinstall only when the package definition or the tested pins change.
 DEPS   := pyproject.toml constraints.txt
 
-.PHONY: course test test-browser colab-check lab lint figures clean-venv
+.PHONY: course test test-browser colab-check gpu-check lab student lint figures clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,13 +47,22 @@ test-browser: $(VENV)/.browser-installed
 colab-check: $(VENV)/.dev-installed
 	$(BIN)/python scripts/colab_check.py
 
+## On a CUDA machine: the GPU tests, every notebook (FAST, then 03/08/09 for real), sampling, eval,
+## replication and the copy guard, with timings in runs/gpu-check/gpu_check.json. No GPU: a self-test.
+gpu-check: $(VENV)/.dev-installed
+	MPLBACKEND=Agg $(BIN)/python scripts/gpu_check.py
+
 ## README's figures (images/*.png) from the reference model shipped in pddlib/weights.
 figures: $(VENV)/.course-installed
 	MPLBACKEND=Agg $(BIN)/pddlib figures --model reference --out images
 
-## JupyterLab on the notebooks.
+## JupyterLab on the student edition (notebooks/student/); the solutions are one folder up.
 lab: $(VENV)/.course-installed
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks --LabApp.default_url=/lab/tree/student
+
+## The student edition: notebooks/student/, every solution replaced by a stub with its hint.
+student: $(VENV)/.course-installed
+	$(BIN)/python scripts/student_edition.py
 
 ## ruff on pddlib, tests, scripts and benchmarks (the rules are in pyproject.toml).
 lint: $(VENV)/.dev-installed

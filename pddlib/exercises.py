@@ -11,11 +11,15 @@ A "your turn" cell holds the solution between two marker lines (nbgrader's conve
 The student edition replaces everything between the markers (and the markers) with a
 `raise NotImplementedError` that repeats the hint, indented like the solution. The next cell
 calls `check`, which says in one line what is wrong, or that the answer matches.
+`check_that` does the same for a property with no reference value (a range, a shape), and
+`OneProcess` lets a check cell replay `pddlib.training.train_step` beside a learner's loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterable
 
 import torch
 
@@ -36,10 +40,11 @@ def _describe(x) -> str:
 
 
 def check(name: str, got, expected, *, atol: float = 1e-5, rtol: float = 1e-4,
-          hint: str = "") -> float:
+          hint: str = "", reference: str = "pddlib's") -> float:
     """Raise ExerciseError naming what is wrong unless `got` matches `expected`; else print so.
 
     Tensors (or numbers) are compared to the tolerance; the largest difference is returned.
+    `reference` names where `expected` comes from in the messages ("diffusers'", ...).
     """
     tip = f" {hint}" if hint else ""
     if got is None:
@@ -57,10 +62,49 @@ def check(name: str, got, expected, *, atol: float = 1e-5, rtol: float = 1e-4,
         raise ExerciseError(f"{name}: your answer has NaN or infinite values.{tip}")
     gap = float((got - expected).abs().max())
     if not torch.allclose(got, expected, atol=atol, rtol=rtol):
-        raise ExerciseError(f"{name}: your answer differs from pddlib's by up to {gap:.3g} "
+        raise ExerciseError(f"{name}: your answer differs from {reference} by up to {gap:.3g} "
                             f"(allowed about {atol:g}).{tip}")
-    print(f"{name}: correct (largest difference from pddlib's answer {gap:.1e}).")
+    print(f"{name}: correct (largest difference from {reference} answer {gap:.1e}).")
     return gap
+
+
+def check_that(name: str, ok: bool, problem: str, *, hint: str = "") -> None:
+    """Raise ExerciseError with `problem` unless `ok`; else print that this part is right."""
+    if not ok:
+        raise ExerciseError(f"{name}: {problem}" + (f" {hint}" if hint else ""))
+    print(f"{name}: correct.")
+
+
+class OneProcess:
+    """What `pddlib.training.train_step` asks of an accelerate Accelerator, for one CPU process.
+
+    A check cell replays pddlib's own step with it; a real Accelerator would fix the kernel's
+    device and precision for every later `train()` call.
+    """
+
+    num_processes = 1
+    process_index = 0
+    device = torch.device("cpu")
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Gradients of the loss."""
+        loss.backward()
+
+    def reduce(self, tensor: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """One process: nothing to average over."""
+        return tensor
+
+    def clip_grad_norm_(self, parameters: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:
+        """Scale the gradients down together when their global norm exceeds max_norm."""
+        return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+
+    def unwrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """One process: the model is not wrapped."""
+        return model
+
+    def no_sync(self, model: torch.nn.Module) -> contextlib.AbstractContextManager:
+        """One process: there is nothing to synchronise."""
+        return contextlib.nullcontext()
 
 
 def student_source(source: str) -> str:

@@ -249,22 +249,75 @@ def image_rows(rows: dict[str, torch.Tensor | Sequence[Image.Image]],
     return fig
 
 
+def split_grid(grid: Image.Image, n: int, nrow: int | None = None, pad: int = 2) -> list[Image.Image]:
+    """The n images of a grid saved by `pil_grid` (the trainer's sample grids), in order."""
+    nrow = nrow or math.ceil(math.sqrt(n))
+    side = (grid.width + pad) // nrow - pad
+    return [grid.crop(((i % nrow) * (side + pad), (i // nrow) * (side + pad),
+                       (i % nrow) * (side + pad) + side, (i // nrow) * (side + pad) + side))
+            for i in range(n)]
+
+
 def line_charts(table: Any, x: str, ys: Sequence[str], by: str | None = None, *,
                 titles: Sequence[str] | None = None, logx: bool = False,
-                panel: tuple[float, float] = (4.0, 3.0)) -> NotebookFigure:
-    """One panel per column in `ys` of a pandas table, against `x`, one line per `by` value."""
+                panel: tuple[float, float] = (4.0, 3.0),
+                errors: dict[str, str] | None = None) -> NotebookFigure:
+    """One panel per column in `ys` of a pandas table, against `x`, one line per `by` value.
+
+    errors: column of `ys` -> the column holding its standard error, drawn as error bars.
+    """
     fig, axes = new_figure(1, len(ys), panel=panel)
     groups = list(table.groupby(by, sort=False)) if by else [(None, table)]
     for j, y in enumerate(ys):
         ax = axes[0, j]
         for key, part in groups:
             part = part.sort_values(x)
-            ax.plot(part[x], part[y], marker="o", label=None if key is None else str(key))
+            err = part[errors[y]] if errors and y in errors else None
+            ax.errorbar(part[x], part[y], yerr=err, marker="o", capsize=3,
+                        label=None if key is None else str(key))
         ax.set(xlabel=x, ylabel=y, title=titles[j] if titles else y)
         if logx:
             ax.set_xscale("log")
         if by:
             ax.legend(fontsize=8)
+    return fig
+
+
+def grouped_rows(rows: dict[str, dict[str, torch.Tensor | Sequence[Image.Image]]], *,
+                 size: float = 0.9, title: str | None = None) -> NotebookFigure:
+    """Rows of image groups (row name -> {group name -> images}), every group named and set apart.
+
+    The groups of a row sit side by side, apart by a gap with a line in it; each group's name
+    stands above its columns (and below too, for grids taller than six rows); the row names
+    stand on the left. Every row holds the same groups (e.g. one per model or sampler, one row
+    per class); a group with fewer images than its widest row leaves white space.
+    """
+    ims = {r: {g: as_pil_list(images) for g, images in row.items()} for r, row in rows.items()}
+    groups = list(next(iter(ims.values())))
+    widths = [max(len(row.get(g, [])) for row in ims.values()) for g in groups]
+    side, pad, gap = next(iter(ims.values()))[groups[0]][0].width, 2, 10
+    starts = np.cumsum([0] + [k * (side + pad) - pad + gap for k in widths[:-1]])
+    mosaic = np.full((len(ims) * (side + pad) - pad,
+                      int(starts[-1]) + widths[-1] * (side + pad) - pad, 3), 255, np.uint8)
+    for r, row in enumerate(ims.values()):
+        for g, x in zip(groups, starts, strict=True):
+            for j, im in enumerate(row.get(g, [])):
+                top, left = r * (side + pad), int(x) + j * (side + pad)
+                mosaic[top:top + side, left:left + side] = np.asarray(im.resize((side, side)))
+    fig, axes = new_figure(1, 1, panel=(mosaic.shape[1] / side * size,
+                                        mosaic.shape[0] / side * size))
+    ax = axes[0, 0]
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.set_xticks([x + (k * (side + pad) - pad) / 2 for x, k in zip(starts, widths, strict=True)],
+                  groups, fontsize=10)
+    ax.set_yticks([r * (side + pad) + side / 2 for r in range(len(ims))], list(ims), fontsize=10)
+    ax.tick_params(length=0, top=True, labeltop=True, labelbottom=len(ims) > 6)
+    for x in starts[1:]:  # a line in the middle of each gap between groups
+        ax.axvline(x - gap / 2 - 0.5, color="0.35", lw=1)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        fig.suptitle(title)
     return fig
 
 

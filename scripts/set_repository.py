@@ -3,9 +3,10 @@
     python scripts/set_repository.py https://github.com/you/your-fork
 
 The repository URL lives in pyproject.toml (`[project.urls] Repository`). The notebooks' Colab
-badges and `%pip install "pddlib @ git+URL"` lines and README's badges are derived from it; this
-rewrites all of them from the old URL to the new one. tests/test_notebooks.py checks that they
-agree, so a fork that forgets one fails its tests.
+badges and `%pip install "pddlib @ git+URL"` lines (in both editions: notebooks/ and the student
+edition in notebooks/student/) and README's badges are derived from it; this rewrites all of
+them from the old URL to the new one, so the two editions stay in step. tests/test_notebooks.py
+checks that they agree, so a fork that forgets one fails its tests.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def current_url(root: Path = ROOT) -> str:
 def files(root: Path = ROOT) -> list[Path]:
     """Every file that spells out the repository URL."""
     return [root / "pyproject.toml", root / "README.md",
-            *sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+            *sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")),
+            *sorted((root / "notebooks" / "student").glob("[0-9][0-9]_*.ipynb"))]
 
 
 def set_repository(new: str, root: Path = ROOT) -> list[Path]:
