@@ -39,7 +39,7 @@ $(VENV)/.browser-installed: $(DEPS) $(VENV)/.dev-installed
 	$(PIP) install -c constraints.txt -e ".[browser]"
 	@touch $@
 
-## JupyterLab in headless Chromium: notebooks 02 and 04 run, widgets render (needs chromium).
+## JupyterLab in headless Chromium: notebooks 02, 04 and 05 run, widgets render (needs chromium).
 test-browser: $(VENV)/.browser-installed
 	$(BIN)/python -m pytest tests_browser -v -p no:cacheprovider
 

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from pddlib import runs
+from pddlib import blind, runs
 from pddlib.defaults import DEFAULT_GUIDANCE
 from pddlib.files import atomic_write
 from pddlib.metrics.replication import BACKGROUND_RATE
@@ -113,8 +113,8 @@ def replication_table(rep: dict) -> list[str]:
 def metrics_section(metrics: dict) -> list[str]:
     """Markdown lines reporting the recorded measurements (or saying there are none)."""
     out = ["## Evaluation", ""]
-    entries = evaluations(metrics)
-    if not entries and "replication" not in metrics:
+    entries, verdict = evaluations(metrics), metrics.get(blind.METRICS_KEY)
+    if not entries and "replication" not in metrics and not verdict:
         return out + [("Not measured yet. Run `pddlib eval --model <this folder>` (sample quality) "
                       "and `pddlib.metrics.measure_replication(<this folder>)` (copying), then "
                       "`pddlib card --model <this folder>` to add the numbers here."), ""]
@@ -122,6 +122,8 @@ def metrics_section(metrics: dict) -> list[str]:
         out += quality_table(entries)
     if metrics.get("replication"):
         out += replication_table(metrics["replication"])
+    if verdict:  # a person's blind judgement (notebook 05)
+        out += blind.card_lines(verdict)
     return out
 
 

@@ -139,3 +139,18 @@ def test_an_evaluation_without_a_score_shows_a_dash(folder) -> None:
     text = card.build_card(folder)
     assert "| metric | value | KID | samples | against |" in text
     assert "| FID | 30.000 | - | 8 (?) | ? |" in text
+
+
+def test_a_blind_judgement_reaches_the_card(folder) -> None:
+    """A person's verdict recorded in metrics.json shows in the card, class by class."""
+    import numpy as np
+
+    from pddlib import blind
+
+    img = np.zeros((1, 8, 8, 3), dtype=np.uint8)
+    trials = blind.make_trials(img, ["bird"], img, ["bird"], per_class=1, n_real=1, seed=0)
+    answers = [blind.Answer("bird", blind.GENERATED if t.source == blind.GENERATED else blind.REAL)
+               for t in trials]
+    pv.record_metrics(folder, {blind.METRICS_KEY: blind.score(trials, answers, ["bird"])})
+    text = card.build_card(folder)
+    assert "Blind judgement by a person" in text and "| bird | 1 of 1 |" in text

@@ -1,15 +1,19 @@
 """What a learner sees in JupyterLab: a real server on 127.0.0.1, a real headless Chromium.
 
-Runs notebooks 02 and 04 top to bottom in FAST mode through JupyterLab's own Run menu, then
+Runs notebooks 02, 04 and 05 top to bottom in FAST mode through JupyterLab's own Run menu, then
 checks the page as a person would see it: every widget renders (no "Error displaying widget"),
-moving notebook 02's noising slider redraws its image, no Python error in any output, no
-JavaScript error in the console. Screenshots go to runs/browser/. `make test-browser` runs it;
-it needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver).
+moving notebook 02's noising slider redraws its image, clicking through notebook 05's blind
+judgement shows a verdict and records it in the model folder's metrics.json, no Python error in
+any output, no JavaScript error in the console. Screenshots go to runs/browser/.
+`make test-browser` runs it; it needs Debian's chromium and chromium-driver (apt-get install
+chromium chromium-driver).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -67,7 +71,7 @@ def lab(tmp_path_factory):
     env = {**os.environ, "PDD_FAST": "1", "PDD_RUNS": str(tmp_path_factory.mktemp("runs")),
            "JUPYTER_CONFIG_DIR": str(config), "JUPYTERLAB_SETTINGS_DIR": str(settings)}
     env.pop("PDD_STATIC", None)  # a person's front end: widgets, not static figures
-    log = open(tmp_path_factory.mktemp("lab") / "lab.log", "w")  # noqa: SIM115
+    log = open(tmp_path_factory.mktemp("lab") / "lab.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
          f"--port={port}",
@@ -198,3 +202,45 @@ def test_notebook_04_runs_with_its_controls(lab, browser) -> None:
     browser.execute_script("arguments[0].scrollIntoView({block: 'start'});", widgets[0])
     browser.save_screenshot(str(SHOTS / "04-controls.png"))
     assert problems_on_page(browser) == []
+
+
+def blind_box(driver):
+    """Notebook 05's blind-judgement widget on the page (pddlib.blind_widget.CSS_CLASS)."""
+    return driver.find_element(By.CSS_SELECTOR, ".pdd-blind")
+
+
+def click_button(driver, text: str) -> None:
+    """Click the blind-judgement widget's button labelled `text`."""
+    button = blind_box(driver).find_element(By.XPATH, f".//button[normalize-space()=\"{text}\"]")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
+    button.click()
+
+
+def test_notebook_05_blind_judgement_clicks_through_and_records(lab, browser) -> None:
+    url, token = lab
+    run_all(browser, url, token, "05_measuring_quality_fid.ipynb", timeout=600)
+    problems = problems_on_page(browser)
+    box = blind_box(browser)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'});", box)
+    browser.save_screenshot(str(SHOTS / "05-blind-start.png"))
+    n = int(re.search(r"Image 1 of (\d+)", box.text)[1])
+    fixed = {"real", "generated", "back", "can't tell"}
+    classes = [b.text.strip() for b in box.find_elements(By.TAG_NAME, "button")
+               if b.text.strip() not in fixed]
+    assert len(classes) == 16, classes
+    for i in range(n):  # a class in turn, then "real" and "generated" by turns
+        click_button(browser, classes[i % len(classes)])
+        click_button(browser, "real" if i % 2 == 0 else "generated")
+        after = f"Image {i + 2} of {n}" if i + 1 < n else "Done"
+        WebDriverWait(browser, 30).until(lambda d, after=after: after in blind_box(d).text)
+    WebDriverWait(browser, 60).until(lambda d: "Recorded in" in blind_box(d).text)
+    browser.save_screenshot(str(SHOTS / "05-blind-verdict.png"))
+    text = blind_box(browser).text
+    assert "Recognisable" in text, text
+    path = re.search(r"Recorded in (\S+metrics\.json)", text)[1]
+    verdict = json.loads(Path(path).read_text())["blind_judgement"]
+    assert verdict["n_generated"] + verdict["n_real"] == n
+    called_real = (verdict["passed_as_real"] * verdict["n_generated"]
+                   + verdict["real_called_real"] * verdict["n_real"])
+    assert round(called_real) == (n + 1) // 2  # every other image was called real
+    assert problems_on_page(browser) == [] and problems == [], problems
