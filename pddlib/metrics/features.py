@@ -4,7 +4,7 @@ Image collections: a `datasets.Dataset` with an "image" column (the common schem
 PIL images, or uint8 arrays / tensors (N, H, W, 3). Feature spaces come by name from the registry
 (pddlib.metrics.spaces), among them:
   "pdshape"   the default judge (pddlib.metrics.judge; penultimate layer, 128-d) at 32 px: offline;
-  "pdcls"     the course's first judge, kept to compare (it keys on colour and layout);
+  "pdcls"     a second judge, kept to compare (it keys on colour and layout);
   "inception" the standard FID InceptionV3 (pool3, 2048-d): needs its weights in the torch cache;
   "pixel", "pdcopy", "sscd"   the replication spaces (pddlib.metrics.replication).
 Features of real sets can be cached on disk, keyed by the images' content and the network.

@@ -7,8 +7,8 @@ scripts/train_judge.py on the embedded set's training split only, with no pretra
     (random crops, rotations and flips, hue turns, mild blur and noise), so that it must name a
     class by its shape rather than its colours; its features rank degraded real images as a
     person does (pddlib.metrics.anchors, tested).
-  - "pdcls": the course's first judge, a plain CNN trained with flips and shifts only; it keys
-    on colour and layout and rated blob-like samples above blurred real images. Kept to compare.
+  - "pdcls": a plain CNN trained with flips and shifts only, kept to compare; it keys
+    on colour and layout, and rates blob-like samples above blurred real images.
 Two uses each: features (the penultimate layer) give "FD-<judge>", an offline stand-in for FID
 that is never called FID; and `class_agreement(images, requested)`, the fraction of generated
 images the judge assigns to the class that was asked for, overall and per class.
