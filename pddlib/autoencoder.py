@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
 from pddlib import runs
-from pddlib.runs import refuse_pickles
+from pddlib.folders import RECOPY, REINSTALL, check_autoencoder, loaded
+from pddlib.precision import default_device
 
 # Autoencoders that ship inside pddlib (pddlib/weights/NAME, fp16 safetensors with their
 # training.json): a TrainConfig or a command line may name one instead of a folder.
@@ -65,22 +66,31 @@ def autoencoder_loss(vae: AutoencoderKL, x: torch.Tensor, kl_weight: float,
                      generator: torch.Generator) -> torch.Tensor:
     """Reconstruction MSE of a latent drawn from the encoder's posterior, plus kl_weight x KL."""
     post = vae.encode(x).latent_dist
-    z = post.mean + post.std * torch.randn(post.mean.shape, generator=generator)
+    # Drawn on the generator's device, then moved (a CPU generator draws alike everywhere).
+    eps = torch.randn(post.mean.shape, generator=generator, device=generator.device)
+    eps = eps.to(post.mean.device)
+    z = post.mean + post.std * eps
     return F.mse_loss(vae.decode(z).sample, x) + kl_weight * post.kl().mean()
 
 
 def train_autoencoder(x: torch.Tensor, config: AutoencoderConfig = AutoencoderConfig(),
-                      progress: bool = True) -> AutoencoderKL:
-    """Train on images x (N, 3, S, S) in [-1, 1] (random flips); set the latent scaling factor."""
+                      progress: bool = True, device: str | torch.device | None = None,
+                      ) -> AutoencoderKL:
+    """Train on images x (N, 3, S, S) in [-1, 1] (random flips); set the latent scaling factor.
+
+    device: where it trains and stays (default: the GPU if there is one, else the CPU).
+    """
     from tqdm.auto import tqdm
 
-    vae = build_autoencoder(config).train()
+    device = torch.device(device) if device is not None else default_device()
+    vae = build_autoencoder(config).to(device).train()
     opt = torch.optim.AdamW(vae.parameters(), lr=config.lr)
-    g = torch.Generator().manual_seed(config.seed)
-    b = config.batch_size
+    g = torch.Generator().manual_seed(config.seed)  # CPU draws: the same on every device
+    b, x = config.batch_size, x.to(device)
     for _ in tqdm(range(config.steps), desc="autoencoder", disable=not progress):
-        idx = torch.randint(0, len(x), (b,), generator=g)
-        xb = torch.where(torch.rand(b, 1, 1, 1, generator=g) < 0.5, x[idx].flip(-1), x[idx])
+        idx = torch.randint(0, len(x), (b,), generator=g).to(device)
+        flip = (torch.rand(b, 1, 1, 1, generator=g) < 0.5).to(device)
+        xb = torch.where(flip, x[idx].flip(-1), x[idx])
         loss = autoencoder_loss(vae, xb, config.kl_weight, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -131,12 +141,14 @@ def training_record(name_or_folder: str | Path) -> dict:
 
 
 def load_autoencoder(name_or_folder: str | Path) -> AutoencoderKL:
-    """Load a shipped (by name) or saved autoencoder in float32 (safetensors only)."""
+    """Load a shipped (by name) or saved autoencoder in float32, once its folder checks out."""
     folder = autoencoder_folder(name_or_folder)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} holds no autoencoder: name a shipped one "
                                 f"({', '.join(SHIPPED)}) or train one with "
                                 f"`python scripts/train_autoencoder.py --out {folder}`.")
-    refuse_pickles(folder)
-    vae = AutoencoderKL.from_pretrained(folder, use_safetensors=True, torch_dtype=torch.float32)
+    remedy = REINSTALL if str(name_or_folder) in SHIPPED else RECOPY
+    check_autoencoder(folder, remedy=remedy)  # whole safetensors of its config's shapes, no code
+    vae = loaded(folder, lambda: AutoencoderKL.from_pretrained(
+        folder, use_safetensors=True, torch_dtype=torch.float32), remedy)
     return vae.eval().requires_grad_(False)

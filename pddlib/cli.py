@@ -1,4 +1,4 @@
-"""The `pddlib` command: scrape, train, sample, eval, card, course.
+"""The `pddlib` command: scrape, train, sample, eval, card, check, course, figures.
 
 Each subcommand lives in its own `add_<name>(subparsers)` function that registers a parser and
 sets `func`; argparse stays here, the library functions take frozen configs or plain arguments.
@@ -190,8 +190,10 @@ def add_sample(sub: argparse._SubParsersAction) -> None:
 
         from pddlib.data.transforms import pil_grid
         from pddlib.pipeline import PDDiffusionPipeline
+        from pddlib.precision import default_device
 
         pipe = PDDiffusionPipeline.from_run(args.model).with_scheduler(args.scheduler)
+        pipe = pipe.to(default_device())  # the GPU when there is one
         labels = args.label if args.label is not None else pipe.classes_in_turn(args.n)
         guidance = pipe.effective_guidance(
             DEFAULT_GUIDANCE if args.guidance is None else args.guidance, labels)
@@ -216,14 +218,80 @@ def add_card(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from pddlib.card import write_card
+        from pddlib.folders import check_pipeline
         from pddlib.provenance import read_manifest, verify_manifest
 
+        check_pipeline(args.model)  # a damaged folder gets its one line, not a card
         path = write_card(args.model, license=args.license, example=args.example)
         failures = verify_manifest(read_manifest(args.model))
         print(f"wrote {path}; manifest: "
               + (f"{len(failures)} rows FAIL the public-domain check" if failures
                  else "every image public domain / CC0 with a recorded reason"))
         return 1 if failures else 0
+
+    p.set_defaults(func=run)
+
+
+def add_check(sub: argparse._SubParsersAction) -> None:
+    """Register `pddlib check`: whether a model folder and its checkpoints are whole (SHA-256)."""
+    p = sub.add_parser("check", help="check that a model folder is whole (after copying it, "
+                                     "before a workshop)")
+    p.add_argument("--model", required=True,
+                   help=MODEL_HELP + ", a checkpoint or an autoencoder folder")
+
+    def run(args: argparse.Namespace) -> int:
+        from pddlib.checkpoint import checkpoint_folders
+        from pddlib.folders import DamagedFolder, check_checkpoint, check_folder
+        from pddlib.reference import REFERENCE, check_shipped, shipped_folder
+
+        shipped = shipped_folder()
+        if args.model_given == REFERENCE or args.model.resolve() == shipped.resolve():
+            print(f"{shipped}: shipped weights, {check_shipped(shipped)}")
+            if args.model_given != REFERENCE:
+                return 0
+        print(f"{args.model}: {check_folder(args.model, full=True)}")
+        damaged = 0
+        for ckpt in checkpoint_folders(args.model):
+            try:
+                print(f"{ckpt}: {check_checkpoint(ckpt, full=True)}")
+            except DamagedFolder as e:  # the model loads; resuming would pass over this one
+                damaged += 1
+                print(f"pddlib check: warning: {e}", file=sys.stderr)
+        return 1 if damaged else 0
+
+    p.set_defaults(func=run)
+
+
+def add_pack(sub: argparse._SubParsersAction) -> None:
+    """Register `pddlib pack`: one zip of a trained run, to copy onto a class's laptops."""
+    p = sub.add_parser("pack", help="zip a trained run (checked first) to copy onto other machines")
+    p.add_argument("--model", default=None,
+                   help="a `pddlib train` folder; default: the course model in runs/")
+    p.add_argument("--out", type=Path, default=Path("course-model.zip"), help="zip file to write")
+
+    def run(args: argparse.Namespace) -> int:
+        from pddlib.trained import course_config, course_run_dir
+        from pddlib.transfer import pack
+
+        model = args.model if args.model is not None else course_run_dir(course_config())
+        print(f"packed {model} into {pack(model, args.out)}; on each machine: "
+              f"`pddlib unpack {args.out.name}`")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def add_unpack(sub: argparse._SubParsersAction) -> None:
+    """Register `pddlib unpack`: a packed run into runs/, checked before it is used."""
+    p = sub.add_parser("unpack", help="unzip a packed run into runs/, checked on the way in")
+    p.add_argument("archive", type=Path, help="the zip `pddlib pack` wrote")
+    p.add_argument("--runs", type=Path, default=None, help="where runs live (default: runs/)")
+
+    def run(args: argparse.Namespace) -> int:
+        from pddlib.transfer import unpack
+
+        print(f"unpacked and checked {unpack(args.archive, args.runs)}: the notebooks use it")
+        return 0
 
     p.set_defaults(func=run)
 
@@ -249,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pddlib", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"pddlib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_scrape, add_train, add_sample, add_eval, add_card, add_course, add_figures):
+    for add in (add_scrape, add_train, add_sample, add_eval, add_card, add_check, add_pack,
+                add_unpack, add_course, add_figures):
         add(sub)
     return parser
 
@@ -273,11 +342,14 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, "model", None) is not None:  # "reference" -> its working copy
                 from pddlib.reference import resolve_model
 
+                args.model_given = args.model
                 args.model = resolve_model(args.model)
             return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        # Errors a user can cause get one clear line, not a traceback.
-        print(f"pddlib {args.command}: error: {e}", file=sys.stderr)
+    except (ValueError, OSError, RuntimeError) as e:
+        # Errors a user can cause (a damaged model folder among them) get one clear line, not a
+        # traceback.
+        line = " ".join(str(e).split())
+        print(f"pddlib {args.command}: error: {line}", file=sys.stderr)
         return 2
 
 

@@ -31,11 +31,13 @@ def seeded(seed: int) -> torch.Generator:
 
 def initial_noise(pipe: PDDiffusionPipeline, n: int = 1,
                   generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
-    """The start noise x_T (n, C, S, S) that `pipe(n, generator=generator)` draws first."""
+    """The start noise x_T (n, C, S, S) that `pipe(n, generator=generator)` draws first.
+
+    On the pipeline's device, like everything that feeds its UNet; drawn on the generator's.
+    """
     shape = (n, *image_shape(pipe.unet))
     # Exactly the pipeline's own call, so passing the result as `latents=` reproduces its images.
-    return randn_tensor(shape, generator=generator, device=torch.device("cpu"),
-                        dtype=pipe.unet.dtype)
+    return randn_tensor(shape, generator=generator, device=pipe.device, dtype=pipe.unet.dtype)
 
 
 def sample(pipe: PDDiffusionPipeline, *, seed: int | Sequence[int] = 0, n: int | None = None,
@@ -78,7 +80,7 @@ def time_sampling(pipe: PDDiffusionPipeline, schedulers: Sequence[str] = NAMES,
     """
     import pandas as pd
 
-    rows = []
+    rows, cuda = [], pipe.device.type == "cuda"  # GPU work is asynchronous: wait before timing
     for name in schedulers:
         p = pipe.with_scheduler(name)
         p(1, class_labels=class_label, guidance_scale=guidance, num_inference_steps=2,
@@ -86,12 +88,12 @@ def time_sampling(pipe: PDDiffusionPipeline, schedulers: Sequence[str] = NAMES,
         for n_steps in steps:
             best = math.inf
             for _ in range(repeats):
-                if torch.cuda.is_available():
+                if cuda:
                     torch.cuda.synchronize()
                 start = time.perf_counter()
                 p(batch_size, class_labels=class_label, guidance_scale=guidance,
                   num_inference_steps=n_steps, generator=seeded(seed), output_type="pt")
-                if torch.cuda.is_available():
+                if cuda:
                     torch.cuda.synchronize()
                 best = min(best, time.perf_counter() - start)
             per_image = best / batch_size

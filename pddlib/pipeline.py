@@ -24,6 +24,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from pddlib import runs
 from pddlib.autoencoder import decode, factor
+from pddlib.folders import check_checkpoint, check_pipeline, loaded
 from pddlib.labels import indices_of
 from pddlib.models import class_names_of, image_shape, null_class
 from pddlib.objectives import objective_of
@@ -79,21 +80,21 @@ class PDDiffusionPipeline(DiffusionPipeline):
 
     @classmethod
     def from_run(cls, run: str | Path, weights: str = "ema") -> PDDiffusionPipeline:
-        """Load a `pddlib train` folder (or "reference"): weights="ema" (the saved pipeline) or "raw"."""
+        """Load a checked `pddlib train` folder (or "reference"): weights="ema" (saved) or "raw"."""
         run = resolve_model(run)
-        if not runs.has_pipeline(run):
-            raise FileNotFoundError(f"{run} holds no trained pipeline; train one with "
-                                    f"`pddlib train --out {run}` first.")
         if weights not in ("ema", "raw"):
             raise ValueError(f"weights must be 'ema' or 'raw', got {weights!r}")
-        runs.refuse_pickles(run)  # a folder from someone else is data: never unpickle it
-        pipe = cls.from_pretrained(run, use_safetensors=True)
+        # A folder from someone else is data: checked whole before diffusers reads it, never run.
+        check_pipeline(run)
+        pipe = loaded(run, lambda: cls.from_pretrained(run, use_safetensors=True))
         if weights == "raw":
             ckpt = runs.latest_checkpoint(run)
             if ckpt is None:
                 raise FileNotFoundError(f"{run} has no checkpoint with raw weights.")
-            pipe = cls(UNet2DModel.from_pretrained(ckpt / runs.UNET, use_safetensors=True),
-                       pipe.scheduler, pipe.vae)
+            check_checkpoint(ckpt, full=False)
+            unet = loaded(ckpt, lambda: UNet2DModel.from_pretrained(ckpt / runs.UNET,
+                                                                    use_safetensors=True))
+            pipe = cls(unet, pipe.scheduler, pipe.vae)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
@@ -209,6 +210,10 @@ class PDDiffusionPipeline(DiffusionPipeline):
                          interval: tuple[float, float], weak_unet: UNet2DModel | None) -> Guidance:
         """Each image's label (the null class when none is asked for) and how to guide."""
         null, device = null_class(self.unet), self._execution_device
+        if weak_unet is not None and weak_unet.device != self.unet.device:
+            # Never moved here: the caller's model stays where the caller put it.
+            raise ValueError(f"weak_unet is on {weak_unet.device}, this pipeline's UNet on "
+                             f"{self.unet.device}: move it first, weak_unet.to(pipe.device).")
         if class_labels is not None:
             labels = self.label_ids(class_labels, batch_size).to(device)
         elif null is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -82,13 +83,31 @@ def explore_model(fast: bool | None = None, *, root: Path | None = None,
     reference = shipped_folder() if reference is None else Path(reference)
     if done >= config.max_steps or not is_shipped(reference):
         pipe = course_model(True, fast, root=root)
-        print(f"Exploring your course model ({out}).")
+        print(f"Exploring your course model ({out}), the one notebook 03 trains.")
         return pipe, out
     copy = working_copy(reference, root or runs_dir())
-    mine = f"yours in {out} is at step {done} of {config.max_steps}" if done else "none yet"
-    print(f"Exploring the reference model shipped with pddlib ({copy}); your course model: "
-          f"{mine} (notebook 03 trains it).")
+    print(reference_notice(copy, out, done, config.max_steps, colab=in_colab()))
     return PDDiffusionPipeline.from_run(copy), copy
+
+
+def in_colab() -> bool:
+    """Whether this runs in Google Colab (each of its notebooks gets a fresh machine)."""
+    return "google.colab" in sys.modules
+
+
+def reference_notice(copy: Path, out: Path, done: int, max_steps: int, *, colab: bool) -> str:
+    """What a notebook says when it explores the shipped reference model: not yours, and why."""
+    mine = (f"is at step {done} of {max_steps} in {out}" if done
+            else f"is not in {out.parent} yet")
+    text = (f"Exploring the reference model shipped with pddlib ({copy}), not your own: your "
+            f"course model {mine}. To explore your own, run notebook 03 to the end on this "
+            "machine (it trains into that folder), then run this notebook again.")
+    if colab:
+        text += (" In Colab each notebook runs on a fresh machine whose runs/ starts empty: "
+                 "uncomment the PDD_RUNS line of the setup cell, in notebook 03 and here, to "
+                 "keep runs/ on your Google Drive; or train it in this runtime first with "
+                 "`pddlib.trained.course_model()` (notebook 03's training).")
+    return text
 
 
 def course_model(conditional: bool = True, fast: bool | None = None, *, data="openclipart",
@@ -115,10 +134,10 @@ def autoencoder_report(vae, held, seconds: float) -> dict:
     from pddlib.metrics import fd
 
     xh = to_tensor(held["image"], vae.config.sample_size)
-    recon = decode(vae, encode(vae, xh)).clamp(-1, 1)
+    recon = decode(vae, encode(vae, xh)).clamp(-1, 1).cpu()  # the autoencoder's device -> xh's
     rms = float(((recon - xh) / 2).pow(2).mean().sqrt())
-    return {"seconds": round(seconds, 1), "threads": torch.get_num_threads(),
-            "heldout_rms_pixel_error": round(rms, 4),
+    return {"seconds": round(seconds, 1), "device": vae.device.type,
+            "threads": torch.get_num_threads(), "heldout_rms_pixel_error": round(rms, 4),
             "heldout_fd_pdshape_of_reconstructions": round(
                 fd(held, to_uint8(recon), progress=False), 2)}
 

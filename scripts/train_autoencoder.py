@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("runs/autoencoder32"))
     ap.add_argument("--fp16", action="store_true", help="store the weights in half precision")
+    ap.add_argument("--device", default="cpu",
+                    help="where to train (pd-ae32 was trained on the CPU; a GPU gives other weights)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     train, held = load_images("openclipart", split="train"), load_images("openclipart", split="heldout")
     x = to_tensor(train["image"], config.sample_size)
     start = time.perf_counter()
-    vae = train_autoencoder(x, config)
+    vae = train_autoencoder(x, config, device=args.device)
     seconds = time.perf_counter() - start
     if args.fp16:
         vae = vae.half().float()

@@ -119,15 +119,21 @@ def evaluate_pipeline(pipe, real, config: EvalConfig, *, progress: bool = True) 
     return EvalResult(report, agreement, per_class, config, note)
 
 
-def evaluate_model(model_dir, config: EvalConfig = EvalConfig(), *, progress: bool = True) -> EvalResult:
-    """Load the trained pipeline in model_dir and evaluate it against the held-out split."""
+def evaluate_model(model_dir, config: EvalConfig = EvalConfig(), *, progress: bool = True,
+                   device: str | torch.device | None = None) -> EvalResult:
+    """Load the trained pipeline in model_dir and evaluate it against the held-out split.
+
+    device: where it samples (default: the GPU if there is one, else the CPU).
+    """
     from pddlib.data import load_images
     from pddlib.metrics.features import get_extractor
     from pddlib.metrics.spaces import quality_space
     from pddlib.pipeline import PDDiffusionPipeline
+    from pddlib.precision import default_device
 
     # Fail now (an unknown space, no FID weights offline), not after sampling.
     get_extractor(quality_space(config.features).name)
     pipe = PDDiffusionPipeline.from_run(model_dir).with_scheduler(config.scheduler)
+    pipe = pipe.to(device or default_device())  # loaded here: no one else's copy is moved
     real = load_images(config.data, split="heldout")
     return evaluate_pipeline(pipe, real, config, progress=progress)

@@ -225,7 +225,7 @@ def tf1_resize_bilinear(x: torch.Tensor, size: int) -> torch.Tensor:
     """
     def axis(n_in: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         pos = torch.arange(size, dtype=torch.float32, device=x.device) * torch.tensor(
-            n_in / size, dtype=torch.float32)
+            n_in / size, dtype=torch.float32, device=x.device)
         lo = pos.long()
         return lo, (lo + 1).clamp_max(n_in - 1), pos - lo.float()
 
