@@ -37,7 +37,17 @@ CASES = [
     ("pd-no-categories", PD, [], False, False, "no public-domain category"),
     ("cc0-not-allowed", CC0, ["Category:CC-Zero"], False, False, "cc0 not allowed"),
     ("cc0-allowed", CC0, ["Category:CC-Zero"], True, True, "cc0"),
-    ("cc0-allowed-but-only-pd-category", CC0, PD_CATS, True, False, "contradictory metadata"),
+    # CC0 and public domain both reserve no right: together they agree, whichever is named.
+    ("cc0-allowed-and-only-pd-category", CC0, PD_CATS, True, True, "cc0"),
+    ("cc0-not-allowed-and-only-pd-category", CC0, PD_CATS, False, False, "cc0 not allowed"),
+    ("pd-and-only-cc0-category-allowed", PD, ["Category:CC-Zero"], True, True, "public domain"),
+    ("pd-and-only-cc0-category", PD, ["Category:CC-Zero"], False, False, "cc0 not allowed"),
+    ("pd-cc0-and-pd-mark", PD, [*PD_CATS, "Category:CC-Zero", "Category:CC-PD-Mark"], False,
+     True, "public domain"),
+    ("pd-long-form-category", PD,
+     ["Category:Author died more than 100 years ago public domain images"], False, True,
+     "public domain"),
+    ("pd-only-pd-mark-category", PD, ["Category:CC-PD-Mark"], False, True, "public domain"),
     ("cc-by-in-pd-category",
      {"License": "cc-by-4.0", "LicenseShortName": "CC BY 4.0", "Copyrighted": "True",
       "AttributionRequired": "false"}, PD_CATS, True, False, "not public domain"),
@@ -61,8 +71,14 @@ CASES = [
      PD_CATS, False, False, "contradictory metadata"),
     ("pd-and-cc-by-category", PD, [*PD_CATS, "Category:CC-BY-SA-4.0"], False, False,
      "contradictory categories"),
+    ("pd-and-gfdl-category", PD, [*PD_CATS, "Category:GFDL"], False, False,
+     "contradictory categories"),
+    ("pd-and-not-pd-us", PD, [*PD_CATS, "Category:Not-PD-US-URAA"], False, False,
+     "contradictory categories"),
     ("pd-and-deletion-category", PD, [*PD_CATS, "Category:Deletion requests May 2024"], False,
-     False, "contradictory categories"),
+     False, "doubtful licence"),
+    ("pd-and-possibly-pd-category", PD, [*PD_CATS, "Category:Possibly public domain"], False,
+     False, "doubtful licence"),
 ]
 
 
@@ -89,6 +105,19 @@ def test_reasons_name_what_was_seen() -> None:
     assert decide(ext(PD), PD_CATS)[1] == (
         "public domain: License=pd, Copyrighted=False; "
         "public-domain category 'PD-Art (PD-old-100)'")
+
+
+def test_reasons_name_every_agreeing_category() -> None:
+    cats = ["Category:Author died more than 100 years ago public domain images",
+            "Category:CC-PD-Mark", "Category:CC-Zero", "Category:Ghosts in art"]
+    assert decide(ext(PD), cats) == (True, (
+        "public domain: License=pd, Copyrighted=False; public-domain category "
+        "'Author died more than 100 years ago public domain images' "
+        "(also public domain mark 'CC-PD-Mark', cc0 'CC-Zero')"))
+    assert decide(ext(CC0), ["Category:PD-self", "Category:CC-Zero"], allow_cc0=True)[1] == (
+        "cc0: License=cc0; cc0 category 'CC-Zero' (also public-domain 'PD-self')")
+    assert decide(ext(PD), [*PD_CATS, "Category:CC-BY-SA-4.0"])[1] == (
+        "contradictory categories: in category 'CC-BY-SA-4.0'")
 
 
 def test_markup_and_names() -> None:

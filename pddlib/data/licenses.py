@@ -5,7 +5,24 @@ Commons describes each file's licence twice, and we only accept a file when both
       page: `License` ("pd", "cc0", "cc-by-sa-4.0", ...), `Copyrighted` ("False" only when the
       template's usage terms are "Public domain"), `AttributionRequired`, `NonFree`,
       `DeletionReason`, `Restrictions` ("personality|trademarked|...");
-  (b) the file's categories, which licence templates add (e.g. "PD-Art (PD-old-100)", "CC-Zero").
+  (b) the file's categories (`prop=categories`), which licence templates add, e.g.
+      "PD-Art (PD-old-100)", "Author died more than 100 years ago public domain images",
+      "CC-PD-Mark", "CC-Zero".
+"Agree" means both name a status with no rights reserved that this run accepts: public domain
+(the Public Domain Mark is a public-domain statement) or, when allowed, CC0. One file often
+carries several of them ({{PD-old-100}}, which Commons shows with the Public Domain Mark, and
+an uploader's {{CC-zero}}); that is not a contradiction. A contradiction is any other licence
+(CC BY, CC BY-SA, GFDL, ...), or a non-free tag, beside them; a category that doubts the
+status (deletion request, missing licence, review needed, "possibly public domain") rejects
+the file too.
+
+extmetadata has a `Categories` field as well, but CommonsMetadata removes from it every
+category it reads as a licence ("CC-BY-SA-4.0", "Public domain", ...), and when a file has
+several licence templates `License` names only the highest-priority one (public domain before
+any CC licence). So a PD + CC BY-SA file shows `License`=pd and loses its CC BY-SA category
+from `Categories`: that field (when present; the scraper's query does not ask for it) is
+searched for contradictions and doubts, never counted as (b).
+
 Values are HTML strings; every comparison strips markup and ignores case. A reason reads
 "code: detail"; the code (before the colon) is what summaries count.
 """
@@ -19,15 +36,34 @@ from typing import Any
 
 PD_LICENSES = frozenset({"pd"})
 CC0_LICENSES = frozenset({"cc0"})
-# Licence-template categories that say "public domain" (normalised: lower case, spaces).
-PD_CATEGORY = re.compile(r"^(pd[- ].+|public domain)$")
+# Categories that name a status with no rights reserved (normalised: lower case, spaces), by
+# kind. Commons' licence templates name their categories in a short form ("PD-old-100",
+# "PD US expired", "PD-Art (PD-old-100)", "PD-self", "PD ineligible") or, for the {{PD-old-N}}
+# family, in a long form ("Author died more than 100 years ago public domain images"), hence
+# any "... public domain images" (doubting ones are caught first, see DOUBT_CATEGORY).
+PD_CATEGORY = re.compile(r"^(pd[- ].+|public domain|(.+ )?public domain images)$")
+PD_MARK_CATEGORY = re.compile(r"^(cc-pd-mark|public domain mark( \d+(\.\d+)?)?|cc-pd)$")
 CC0_CATEGORY = re.compile(r"^(cc-zero|cc0.*)$")
-# Categories that say the file is under a licence that is not public domain; a file carrying
-# one of them next to a PD template is contradictory, so it is rejected.
+# Categories that say the file is under a licence that is not public domain or CC0, or not
+# free at all; a file carrying one next to a PD or CC0 claim is contradictory, so rejected.
 NON_PD_CATEGORY = re.compile(
     r"^(cc-by.*|cc by.*|gfdl.*|gpl.*|lgpl.*|free art license.*|fal\b.*|copyrighted.*|"
-    r"non-free.*|fair use.*|attribution.*|.*copyright violations?.*|"
-    r"deletion requests.*|.*possible copyright.*|.*with unknown (source|author|license).*)$"
+    r"non-free.*|fair use.*|attribution.*|not[- ]pd.*|"
+    r".*\b(non|not)[- ](public domain|in the public domain).*)$"
+)
+# Categories that put the file's licence in doubt: deletion and copyright-problem tracking
+# ("Deletion requests May 2024", "Copyright violations", "Media without a license as of ...",
+# "Files with no machine-readable license"), a licence review not yet done ("License review
+# needed", "Flickr review needed"), or a category that speaks of a licence or public domain
+# while hedging it ("Possibly public domain", "Public domain works in need of review").
+DOUBT_CATEGORY = re.compile(
+    r"^(deletion requests.*|.*copyright violations?.*|.*possible copyright.*|"
+    r".*with unknown (source|author|license|licence).*|"
+    r"media (without|missing) .*|.*no machine-readable (license|licence).*|"
+    r".*\breview needed\b.*|"
+    r"(?=.*(\bpd\b|public domain|licen[cs]e|copyright)).*\b(possibly|probably|questionable|"
+    r"disputed|unclear|uncertain|doubtful|unreviewed|needing review|needs review|"
+    r"in need of review)\b.*)$"
 )
 FALSE_VALUES = frozenset({"", "false", "0", "no"})
 TAG = re.compile(r"<[^>]*>")
@@ -105,36 +141,78 @@ def metadata_signal(
     return False, f"not public domain: License={license_}"
 
 
-def category_signal(categories: Iterable[str], *, allow_cc0: bool = False) -> tuple[bool, str]:
-    """Signal (b): is the file in a public-domain licence category (CC-Zero if allowed)?"""
-    names = [(normalize_category(c), strip_markup(c).removeprefix("Category:")) for c in categories]
-    conflict = next((orig for n, orig in names if NON_PD_CATEGORY.match(n)), None)
-    if conflict:
-        return False, f"contradictory categories: in category {conflict!r}"
-    pd = next((orig for n, orig in names if PD_CATEGORY.match(n)), None)
-    if pd:
-        return True, f"public-domain category {pd!r}"
-    cc0 = next((orig for n, orig in names if CC0_CATEGORY.match(n)), None)
-    if cc0 and allow_cc0:
-        return True, f"cc0 category {cc0!r}"
-    if cc0:
-        return False, "cc0 not allowed: only a CC0 category (pass --allow-cc0 to accept it)"
-    return False, "no public-domain category: none of the file's categories is a PD licence"
+# How a category's kind reads in a reason.
+KIND_LABEL = {"pd": "public-domain", "pd mark": "public domain mark", "cc0": "cc0"}
+
+
+def category_kind(name: str) -> str | None:
+    """What one category says: "contradictory", "doubtful", "pd", "pd mark", "cc0" or None.
+
+    `name` may be raw ("Category:PD-old-100") or normalised; None means it is no licence
+    category (a subject, a source, "Template Unknown (author)", ...)."""
+    n = normalize_category(name)
+    for kind, pattern in (("contradictory", NON_PD_CATEGORY), ("doubtful", DOUBT_CATEGORY),
+                          ("pd", PD_CATEGORY), ("pd mark", PD_MARK_CATEGORY),
+                          ("cc0", CC0_CATEGORY)):
+        if pattern.match(n):
+            return kind
+    return None
+
+
+def _shown(categories: Iterable[str]) -> list[str]:
+    """Category names as a reason shows them: plain text, without the "Category:" prefix."""
+    return [s.removeprefix("Category:") for s in map(strip_markup, categories) if s]
+
+
+def category_signal(categories: Iterable[str], *, allow_cc0: bool = False, prefer: str = "pd",
+                    also: Iterable[str] = ()) -> tuple[bool, str]:
+    """Signal (b): is the file in a public-domain licence category (CC-Zero if allowed)?
+
+    Public domain, the Public Domain Mark and CC0 may appear together; any other licence
+    (or non-free) category rejects the file as contradictory, a doubting one as doubtful.
+    `prefer` ("pd" or "cc0") is the kind the reason names first (the one extmetadata named);
+    `also` are further names searched only for contradictions and doubts (extmetadata's
+    `Categories`, which lacks the licence categories CommonsMetadata recognised)."""
+    names = _shown(categories)
+    kinds = [(category_kind(n), n) for n in names]
+    extra = [(category_kind(n), n) for n in _shown(also)]
+    for bad, code in (("contradictory", "contradictory categories"),
+                      ("doubtful", "doubtful licence")):
+        hit = next((n for k, n in [*kinds, *extra] if k == bad), None)
+        if hit:
+            return False, f"{code}: in category {hit!r}"
+    found: dict[str, str] = {}
+    for kind, n in kinds:
+        if kind in KIND_LABEL:
+            found.setdefault(kind, n)
+    order = ("cc0", "pd", "pd mark") if prefer == "cc0" else ("pd", "pd mark", "cc0")
+    usable = [k for k in order if k in found and (k != "cc0" or allow_cc0)]
+    if not usable:
+        if "cc0" in found:
+            return False, "cc0 not allowed: only a CC0 category (pass --allow-cc0 to accept it)"
+        return False, "no public-domain category: none of the file's categories is a PD licence"
+    main = usable[0]
+    reason = f"{KIND_LABEL[main]} category {found[main]!r}"
+    others = [f"{KIND_LABEL[k]} {found[k]!r}" for k in KIND_LABEL if k in found and k != main]
+    if others:
+        reason += f" (also {', '.join(others)})"
+    return True, reason
 
 
 def decide(
     extmetadata: Mapping[str, Any] | None, categories: Iterable[str], *, allow_cc0: bool = False
 ) -> tuple[bool, str]:
-    """Accept a file only when its extmetadata and its categories both say public domain."""
+    """Accept a file only when its extmetadata and its categories both say public domain (or
+    CC0, if allowed) and no category names another licence or doubts the status."""
     ok_meta, why_meta = metadata_signal(extmetadata, allow_cc0=allow_cc0)
     if not ok_meta:
         return False, why_meta
-    ok_cat, why_cat = category_signal(categories, allow_cc0=allow_cc0)
+    listed = (meta_value(extmetadata, "Categories") or "").split("|")
+    ok_cat, why_cat = category_signal(
+        categories, allow_cc0=allow_cc0, also=listed,
+        prefer="cc0" if why_meta.startswith("cc0") else "pd")
     if not ok_cat:
         return False, why_cat
-    if why_meta.startswith("cc0") != why_cat.startswith("cc0"):
-        # e.g. License=cc0 but only a PD-old category: the two signals name different licences.
-        return False, f"contradictory metadata: {why_meta} but {why_cat}"
     return True, f"{why_meta}; {why_cat}"
 
 
