@@ -52,9 +52,9 @@ colab-check: $(VENV)/.dev-installed
 gpu-check: $(VENV)/.dev-installed
 	MPLBACKEND=Agg $(BIN)/python scripts/gpu_check.py
 
-## README's figures (images/*.png) from the reference model shipped in pddlib/weights.
+## README's figures (images/*.png) from the reference model shipped in pddlib/weights, the course model beside it.
 figures: $(VENV)/.course-installed
-	MPLBACKEND=Agg $(BIN)/pddlib figures --model reference --out images
+	MPLBACKEND=Agg $(BIN)/pddlib figures --model reference --beside course --out images
 
 ## JupyterLab on the student edition (notebooks/student/); the solutions are one folder up.
 lab: $(VENV)/.course-installed

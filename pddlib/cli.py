@@ -300,12 +300,14 @@ def add_figures(sub: argparse._SubParsersAction) -> None:
     """Register `pddlib figures`: README.md's figures from a model (default: the course model)."""
     p = sub.add_parser("figures", help="draw the README figures from a model")
     p.add_argument("--model", help=MODEL_HELP + "; default: the course model in runs/")
+    p.add_argument("--beside", help="a second model drawn beside it per class, e.g. course "
+                                    "(the learner's course model, trained first if runs/ has none)")
     p.add_argument("--out", type=Path, default=Path("images"), help="folder for the PNGs")
 
     def run(args: argparse.Namespace) -> int:
         from pddlib.figures import make_figures
 
-        for path in make_figures(args.out, model=args.model):
+        for path in make_figures(args.out, model=args.model, beside=args.beside):
             print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
         return 0
 

@@ -17,6 +17,7 @@ from pddlib.runs import SAMPLES, sample_grids, step_of
 
 FIGURES = ("noising.png", "training_progress.png", "samples_per_class.png",
            "guidance_sweep.png", "closest_pairs.png", "latent_space.png")
+BESIDE = "yours_and_reference.png"  # drawn when a second model is given
 DPI = 72  # small files: the images are 32 px anyway
 
 
@@ -71,25 +72,47 @@ def progress_figure(run_dir: Path):
     return fig
 
 
-def make_figures(out_dir: str | Path = "images", *, model: str | Path | None = None,
-                 fast: bool | None = None, seed: int = 0) -> list[Path]:
-    """Write FIGURES into out_dir from `model` (a run folder or "reference") or the course model."""
-    from pddlib.data import load_images
-    from pddlib.experiments import guidance_sweep, sample
-    from pddlib.metrics import generate_samples, replication
+def side_by_side_figure(pipes: dict, n: int, steps: int, seed: int = 0):
+    """n samples of every class from each model (name -> pipeline), same seeds, side by side."""
+    from pddlib.experiments import sample
+    from pddlib.viz import grouped_rows
+
+    names = next(iter(pipes.values())).class_names
+    rows = {c: {name: sample(pipe, seed=seed, n=n, steps=steps, class_label=c,
+                             guidance=DEFAULT_GUIDANCE) for name, pipe in pipes.items()}
+            for c in names}
+    return grouped_rows(rows, size=0.8, title=f"{n} samples a class, the same seeds "
+                                              f"(guidance {DEFAULT_GUIDANCE:g})")
+
+
+def load_model(model: str | Path, fast: bool):
+    """(pipeline, folder) of "course" (trained first if runs/ has none), "reference" or a run."""
     from pddlib.pipeline import PDDiffusionPipeline
     from pddlib.reference import resolve_model
     from pddlib.trained import course_config, course_model, course_run_dir
+
+    if str(model) == "course":
+        return course_model(fast=fast), course_run_dir(course_config(fast=fast))
+    run_dir = resolve_model(model)
+    return PDDiffusionPipeline.from_run(run_dir), run_dir
+
+
+def make_figures(out_dir: str | Path = "images", *, model: str | Path | None = None,
+                 beside: str | Path | None = None, fast: bool | None = None,
+                 seed: int = 0) -> list[Path]:
+    """Write FIGURES into out_dir from `model` (a run folder, "reference" or "course").
+
+    beside: a second model (e.g. "course", the learner's) drawn beside `model`, per class.
+    """
+    from pddlib.data import load_images
+    from pddlib.experiments import guidance_sweep, sample
+    from pddlib.metrics import generate_samples, replication
     from pddlib.viz import image_rows, replication_grid
 
     fast = os.environ.get("PDD_FAST") == "1" if fast is None else fast
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if model is None:
-        pipe, run_dir = course_model(fast=fast), course_run_dir(course_config(fast=fast))
-    else:
-        run_dir = resolve_model(model)
-        pipe = PDDiffusionPipeline.from_run(run_dir)
+    pipe, run_dir = load_model(model or "course", fast)
     train = load_images("openclipart", split="train")
     names, per_class, steps = pipe.class_names, 2 if fast else 8, 2 if fast else 25
 
@@ -115,4 +138,13 @@ def make_figures(out_dir: str | Path = "images", *, model: str | Path | None = N
     paths.append(save(pairs, out / FIGURES[4]))
     paths.append(save(latent_figure(load_images("openclipart", split="heldout"), seed=seed),
                       out / FIGURES[5]))
+    if beside is not None:
+        pipes = {_name(beside): load_model(beside, fast)[0], _name(model or "course"): pipe}
+        paths.append(save(side_by_side_figure(pipes, 2 if fast else 4, steps, seed), out / BESIDE))
     return paths
+
+
+def _name(model: str | Path) -> str:
+    """A model's name in a figure: the learner's course model, the reference, or its folder."""
+    return {"course": "your course model", "reference": "the reference"}.get(str(model),
+                                                                               Path(model).name)

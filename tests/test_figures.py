@@ -33,3 +33,21 @@ def test_figures_from_a_named_model_folder_train_nothing(tmp_path: Path, monkeyp
     assert main(["figures", "--model", str(run), "--out", str(tmp_path / "images")]) == 0
     out = capsys.readouterr().out
     assert "Training" not in out and out.count("wrote") == len(FIGURES)
+
+
+def test_figures_draw_a_second_model_beside_the_first(tmp_path: Path, monkeypatch,
+                                                      capsys) -> None:
+    from pddlib.figures import BESIDE
+    from pddlib.trained import course_config, course_model, course_run_dir
+
+    monkeypatch.setenv("PDD_FAST", "1")
+    monkeypatch.setenv("PDD_RUNS", str(tmp_path / "runs"))
+    course_model(fast=True)
+    run = course_run_dir(course_config(fast=True))
+    capsys.readouterr()
+    assert main(["figures", "--model", str(run), "--beside", "course",
+                 "--out", str(tmp_path / "images")]) == 0
+    out = capsys.readouterr().out
+    assert "Training" not in out and out.count("wrote") == len(FIGURES) + 1
+    with Image.open(tmp_path / "images" / BESIDE) as im:  # 16 class rows of two groups of 2
+        assert im.format == "PNG" and im.size[1] > im.size[0] > 100
