@@ -23,6 +23,7 @@ from diffusers import AutoencoderKL
 from pddlib import runs
 from pddlib.folders import RECOPY, REINSTALL, check_autoencoder, loaded
 from pddlib.precision import default_device
+from pddlib.progress import progress_bar
 
 # Autoencoders that ship inside pddlib (pddlib/weights/NAME, fp16 safetensors with their
 # training.json): a TrainConfig or a command line may name one instead of a folder.
@@ -80,14 +81,12 @@ def train_autoencoder(x: torch.Tensor, config: AutoencoderConfig = AutoencoderCo
 
     device: where it trains and stays (default: the GPU if there is one, else the CPU).
     """
-    from tqdm.auto import tqdm
-
     device = torch.device(device) if device is not None else default_device()
     vae = build_autoencoder(config).to(device).train()
     opt = torch.optim.AdamW(vae.parameters(), lr=config.lr)
     g = torch.Generator().manual_seed(config.seed)  # CPU draws: the same on every device
     b, x = config.batch_size, x.to(device)
-    for _ in tqdm(range(config.steps), desc="autoencoder", disable=not progress):
+    for _ in progress_bar(range(config.steps), desc="autoencoder", disable=not progress):
         idx = torch.randint(0, len(x), (b,), generator=g).to(device)
         flip = (torch.rand(b, 1, 1, 1, generator=g) < 0.5).to(device)
         xb = torch.where(flip, x[idx].flip(-1), x[idx])

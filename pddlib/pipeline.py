@@ -4,7 +4,9 @@ It follows diffusers' `DDPMPipeline` (registered `unet` + `scheduler`, `generato
 `num_inference_steps=`, `output_type=`) and adds class labels and guidance. Any compatible
 diffusers scheduler can be swapped in with `from_config`; `pipe.with_scheduler("ddim")` returns
 a copy with another sampler by short name. `PDDiffusionPipeline.from_run(folder)` loads what
-`pddlib train` wrote (EMA weights, or the raw weights of the last checkpoint).
+`pddlib train` wrote (EMA weights, or the raw weights of the last checkpoint). Loading draws no
+bar (diffusers' "Loading pipeline components..." is silenced), and sampling's bar is
+`pddlib.progress`'s: a widget in a front end a person watches, text in a saved notebook.
 
 Guidance is decided here and only here: it steers towards requested classes, so it applies
 when class labels are given; without them (an unconditional model, or a conditional model's
@@ -14,15 +16,16 @@ null class) there is nothing to steer towards and `guidance_scale` has no effect
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, ImagePipelineOutput, UNet2DModel
 from diffusers.utils.torch_utils import randn_tensor
 
-from pddlib import runs
+from pddlib import progress, runs
 from pddlib.autoencoder import decode, factor
 from pddlib.folders import check_checkpoint, check_pipeline, loaded
 from pddlib.labels import indices_of
@@ -61,6 +64,12 @@ def check_weak_unet(weak: UNet2DModel, unet: UNet2DModel) -> None:
                          "Train it with the same recipe for fewer steps.")
 
 
+def on_other_rank() -> bool:
+    """True in a data-parallel process other than rank 0 (diffusers draws no bar there)."""
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized() and dist.get_rank() != 0
+
+
 class PDDiffusionPipeline(DiffusionPipeline):
     """Sample images from a (class-conditional) UNet2DModel with any diffusers scheduler."""
 
@@ -77,6 +86,13 @@ class PDDiffusionPipeline(DiffusionPipeline):
     def class_names(self) -> list[str]:
         """Names of the classes the model knows ([] when unconditional)."""
         return class_names_of(self.unet)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path | None,
+                        **kwargs: Any) -> PDDiffusionPipeline:
+        """diffusers' `from_pretrained`, without its "Loading pipeline components..." bar."""
+        with progress.diffusers_bars_off():
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @classmethod
     def from_run(cls, run: str | Path, weights: str = "ema") -> PDDiffusionPipeline:
@@ -112,6 +128,12 @@ class PDDiffusionPipeline(DiffusionPipeline):
             new = type(self)(self.unet, scheduler, self.vae)
         new.set_progress_bar_config(**getattr(self, "_progress_bar_config", {"disable": True}))
         return new
+
+    def progress_bar(self, iterable: Iterable | None = None,
+                     total: int | None = None) -> progress.Bar:
+        """One call's bar, by `pddlib.progress`, with `set_progress_bar_config`'s options."""
+        options = {"disable": on_other_rank(), **getattr(self, "_progress_bar_config", {})}
+        return progress.progress_bar(iterable, total=total, **options)
 
     @property
     def image_size(self) -> int:

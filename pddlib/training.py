@@ -35,6 +35,7 @@ from pddlib.models import build_unet, null_class
 from pddlib.noise import immiscible_order
 from pddlib.objectives import Objective, objective_for
 from pddlib.precision import choose_precision, current_hardware, precision_message
+from pddlib.progress import progress_bar
 from pddlib.recipes import TrainConfig, learning_rate
 from pddlib.saving import (
     TrainingDiverged,
@@ -202,8 +203,6 @@ def train(
     --num_processes N` (GPUs) or `torchrun --nproc_per_node N` (CPU); the results match the
     one-process run up to floating-point reduction order (benchmarks/ddp_cpu_check.py).
     """
-    from tqdm.auto import tqdm
-
     out_dir = Path(out_dir)
     s = prepare(config, dataset, out_dir, resume)
     main = s.accelerator.is_main_process
@@ -212,8 +211,8 @@ def train(
         # Line-buffered, so the log on disk follows the run step by step.
         log = (stack.enter_context(open(out_dir / runs.LOSS_LOG, "a", encoding="utf-8",
                                         buffering=1)) if main else None)
-        bar = stack.enter_context(tqdm(total=config.max_steps, initial=s.start, desc="train",
-                                       unit="step", disable=not main))
+        bar = stack.enter_context(progress_bar(total=config.max_steps, initial=s.start,
+                                               desc="train", unit="step", disable=not main))
         s.model.train()
         for step in range(s.start, config.max_steps):
             t0 = time.perf_counter()

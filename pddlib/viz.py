@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ from PIL import Image
 
 from pddlib import noise
 from pddlib.data.transforms import as_pil_list, pil_grid
+from pddlib.progress import has_widget_frontend  # here for viz's callers too
 
 
 class NotebookFigure(Figure):
@@ -101,28 +101,6 @@ def plot_schedules(schedules: dict[str, torch.Tensor]) -> NotebookFigure:
     right.axhline(0.0, color="grey", lw=0.8, ls=":")  # SNR = 1: as much noise as signal
     left.legend(fontsize=8)
     return fig
-
-
-def has_widget_frontend() -> bool:
-    """True when a person's Jupyter front end can show ipywidgets; False when headless.
-
-    PDD_STATIC=1 forces False and PDD_STATIC=0 forces True. Otherwise: Colab is a front end;
-    an IPython kernel is one when its current request allows stdin, because front ends a
-    person uses (JupyterLab, Notebook, VS Code) can answer input() while nbclient, papermill
-    and nbconvert cannot. nbval does allow stdin, so tests/conftest.py sets PDD_STATIC=1.
-    """
-    override = os.environ.get("PDD_STATIC", "").strip().lower()
-    if override:
-        return override in ("0", "false", "no")
-    try:
-        import ipywidgets  # noqa: F401
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    if "google.colab" in sys.modules:
-        return True
-    kernel = getattr(get_ipython(), "kernel", None)
-    return bool(getattr(kernel, "_allow_stdin", False))
 
 
 def representative(values: Sequence[Any], n: int) -> list[Any]:

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from tqdm.auto import tqdm
 
 from pddlib.data import licenses
 from pddlib.data.candidates import Candidate, label_for, screen
@@ -44,6 +43,7 @@ from pddlib.data.schema import DECISIONS, IMAGES, METADATA, STATE
 from pddlib.data.scrapeconfig import DEFAULT_CATEGORY, ScrapeConfig
 from pddlib.data.thumbnails import THUMB_MIME, clean_image, encode, verify
 from pddlib.files import atomic_write
+from pddlib.progress import progress_bar
 
 SOURCE = "wikimedia-commons"
 
@@ -100,8 +100,8 @@ class Scraper:
         self.counts = Counter(it["status"] for it in self.items.values())
         self._saves = 0
         self.pool = ThreadPoolExecutor(cfg.max_downloads)  # starts no thread until used
-        self.bar = tqdm(total=cfg.limit, initial=self.n_accepted, unit="img", desc="scrape",
-                        disable=not progress)
+        self.bar = progress_bar(total=cfg.limit, initial=self.n_accepted, unit="img",
+                                desc="scrape", disable=not progress)
 
     # -- state -----------------------------------------------------------------------------
     def _load_state(self) -> dict:

@@ -15,6 +15,7 @@ from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_JUDGE, DEFAULT_SCHEDULER, 
 from pddlib.metrics import judge
 from pddlib.metrics.quality import QualityReport, quality_report
 from pddlib.pixels import unit_to_uint8
+from pddlib.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,11 @@ def generate_samples(
 
     weak_unet: guide away from this weaker model instead of the null class (autoguidance).
     """
-    from tqdm.auto import tqdm
-
     labels = pipe.classes_in_turn(n)
     generator = torch.Generator().manual_seed(seed)
     out = []
     batch_size = batch_size or sampling_batch_size(pipe.device)
-    for i in tqdm(range(0, n, batch_size), desc="sampling", disable=not progress):
+    for i in progress_bar(range(0, n, batch_size), desc="sampling", disable=not progress):
         b = min(batch_size, n - i)
         images = pipe(b, class_labels=labels[i:i + b] if labels else None,
                       guidance_scale=guidance, num_inference_steps=steps,

@@ -24,6 +24,7 @@ from pddlib.defaults import DEFAULT_JUDGE
 from pddlib.files import atomic_path
 from pddlib.metrics.featurespace import Extractor, FeatureSpace
 from pddlib.metrics.spaces import get_space
+from pddlib.progress import progress_bar
 
 
 def fingerprint(images_uint8: np.ndarray) -> str:
@@ -71,8 +72,6 @@ def extract_features(
     cache_dir(), keyed by the pixels' hash and the network (use it for fixed real sets, not for
     fresh samples; spaces without a cache key are never cached).
     """
-    from tqdm.auto import tqdm
-
     ext = get_extractor(features, device)
     arr = as_uint8(images, size=ext.size or size)
     cache = cache and ext.key is not None
@@ -80,8 +79,8 @@ def extract_features(
     if cache and path.is_file():
         return np.load(path, allow_pickle=False)
     out = []
-    with tqdm(total=len(arr), desc=f"features ({features})", unit="img",
-              disable=not progress or len(arr) == 0) as bar:
+    with progress_bar(total=len(arr), desc=f"features ({features})", unit="img",
+                      disable=not progress or len(arr) == 0) as bar:
         for i in range(0, len(arr), ext.batch_size):
             out.append(ext(arr[i:i + ext.batch_size]))
             bar.update(len(out[-1]))

@@ -19,6 +19,7 @@ import torch
 from pddlib.metrics.featurespace import Extractor, FeatureSpace
 from pddlib.metrics.hub_cache import download, hub_checkpoint
 from pddlib.pixels import uint8_to_unit
+from pddlib.progress import progress_bar
 
 FILENAME = "sscd_disc_mixup.torchscript.pt"
 URL = f"https://dl.fbaipublicfiles.com/sscd-copy-detection/{FILENAME}"
@@ -68,15 +69,13 @@ def load_sscd(device: str = "cpu") -> torch.jit.ScriptModule:
 def sscd_features(images_uint8: np.ndarray, *, batch_size: int = 32, progress: bool = False,
                   device: str | None = None) -> np.ndarray:
     """L2-normalised SSCD descriptors (N, 512) of uint8 images (N, H, W, 3)."""
-    from tqdm.auto import tqdm
-
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_sscd(device)
     mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
     out = []
-    for i in tqdm(range(0, len(images_uint8), batch_size), desc="features (sscd)",
-                  disable=not progress):
+    for i in progress_bar(range(0, len(images_uint8), batch_size), desc="features (sscd)",
+                          disable=not progress):
         x = uint8_to_unit(images_uint8[i:i + batch_size]).permute(0, 3, 1, 2).to(device)
         x = torch.nn.functional.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear",
                                             align_corners=False, antialias=True)
