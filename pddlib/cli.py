@@ -307,7 +307,8 @@ def add_figures(sub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         from pddlib.figures import make_figures
 
-        for path in make_figures(args.out, model=args.model, beside=args.beside):
+        model = getattr(args, "model_given", args.model)  # "reference" names it in a figure
+        for path in make_figures(args.out, model=model, beside=args.beside):
             print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
         return 0
 
