@@ -1,0 +1,692 @@
+"""DRAFT (issue 36, part 1): build a multi-source public-domain corpus with per-image provenance.
+
+Four pinned artefacts from the registries this project reaches, each checked against its SHA256:
+
+    source        registry  artefact                               licence decision
+    openclipart   Debian    openclipart-svg 1:0.18+dfsg-19         copyright file: CC PD Dedication
+    tango         Debian    tango-icon-theme 0.8.90-11             copyright file: public-domain
+    kenney        PyPI      arcade 3.3.3 (assets/images/)          images/License.txt: CC0
+    healthicons   npm       healthicons 2.0.0 (public/icons/svg)   README.md: "in the public domain"
+
+Maintainers only: needs dpkg (and apt-get/pip/npm to download), cairosvg (the `build` extra).
+
+    python scripts/build_corpus.py --cache DIR --out DIR            # artefacts already in DIR
+    python scripts/build_corpus.py --cache DIR --out DIR --download # fetch missing ones first
+    python scripts/build_corpus.py ... --survey   # one class per source folder (for choosing)
+    python scripts/build_corpus.py ... --classes embedded16   # today's 16 classes, for comparison
+
+Findings behind the pins, licence decisions and class map: docs/corpus_sources.md.
+
+Stages: fetch + verify -> extract -> enumerate candidates with a licence decision per file ->
+rasterise every accepted file exactly as scripts/openclipart_builder.py does (SVG rendered at
+longest side 256, composited on white, cropped to the drawing, padded square with a 4 % margin,
+64x64 Lanczos; PNG sprites the same from their pixels), cached per file SHA-1 so a re-run with
+another class map renders nothing -> classes from CLASS_MAP (first matching rule wins) ->
+exact (SHA-1) and near-duplicate removal across all sources (mean abs difference < 0.02 on 16x16
+pixels, the embedded set's rule), in (source priority, class, path) order so Open Clip Art's
+images win -> per-class cap (smallest SHA-1 kept) -> outputs in OUT:
+
+    corpus64.npz        images/labels/meta, the layout of pddlib/data/openclipart64.npz
+    images/, metadata.jsonl   the same rows as a pddlib dataset folder (load_images(OUT) reads it)
+    manifest.json       artefacts (name, version, sha256, size), settings, counts per class x
+                        source, every skipped file with its reason
+    DATASHEET.md        counts per class and source, licence statements
+    contact_sheet.png   first 16 images of every class (review by eye)
+
+Runs in one process: renders are bounded by SIGALRM, not by a child process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+import xml.etree.ElementTree as ET
+import zipfile
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import openclipart_builder as oca  # same folder: the licence rule and constants are reused
+import rasterise
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------- pinned artefacts
+@dataclass(frozen=True)
+class Artefact:
+    """One pinned registry artefact."""
+
+    source: str  # short name used in rows ("source" column)
+    kind: str  # deb | wheel | npm
+    name: str
+    version: str
+    file: str  # file name in the cache folder
+    sha256: str
+    size: int  # bytes
+    root: str  # folder (inside the extracted artefact) that holds the images
+    license: str
+    license_url: str
+
+    @property
+    def spec(self) -> str:
+        """Registry spec, e.g. debian:tango-icon-theme=0.8.90-11."""
+        sep = {"deb": "=", "wheel": "==", "npm": "@"}[self.kind]
+        reg = {"deb": "debian", "wheel": "pypi", "npm": "npm"}[self.kind]
+        return f"{reg}:{self.name}{sep}{self.version}"
+
+
+ARTEFACTS: dict[str, Artefact] = {a.source: a for a in (
+    Artefact("openclipart", "deb", "openclipart-svg", "1:0.18+dfsg-19",
+             "openclipart-svg_1%3a0.18+dfsg-19_all.deb",
+             "989712d90d57dfa3230049f553bb43b76c30ee4d4b8c5f6e106e33f7db5cbdc5", 24919068,
+             "usr/share/openclipart/svg", oca.LICENSE, oca.LICENSE_URL),
+    Artefact("tango", "deb", "tango-icon-theme", "0.8.90-11",
+             "tango-icon-theme_0.8.90-11_all.deb",
+             "dff317aca52fde744b884a02dd9fc2702a0cc6aaecc22271b5abf6906cd90b94", 1249680,
+             "usr/share/icons/Tango/scalable",
+             "Public Domain (Creative Commons Public Domain Dedication)",
+             "https://creativecommons.org/licenses/publicdomain/"),
+    Artefact("kenney", "wheel", "arcade", "3.3.3", "arcade-3.3.3-py3-none-any.whl",
+             "25f4e0e5b8bcbe7a7d087c0a23b19e9f423b0c70ec00945c8712c9a3e541ebd2", 42669158,
+             "arcade/resources/assets/images",
+             "CC0 1.0 Universal (Creative Commons Zero)",
+             "https://creativecommons.org/publicdomain/zero/1.0/"),
+    Artefact("healthicons", "npm", "healthicons", "2.0.0", "healthicons-2.0.0.tgz",
+             "7d29cfc4ffb495319c27b34c9ac96ddc9781c7b3dc3b96eef3d34fe4d3ef9f03", 3260711,
+             "package/public/icons/svg/filled",
+             "Public Domain (healthicons README)", "https://healthicons.org/about"),
+)}
+SOURCE_ORDER = ("openclipart", "tango", "kenney", "healthicons")  # dedup priority
+
+# Licence statements that must be present, verbatim, in each artefact (checked at build time).
+STATEMENTS = {
+    "openclipart": ("usr/share/doc/openclipart-svg/copyright",
+                    "creative commons Public Domain Dedication"),
+    "tango": ("usr/share/doc/tango-icon-theme/copyright",
+              "The icons in this repository are herefore released into the Public Domain."),
+    "kenney": ("arcade/resources/assets/images/License.txt",
+               "Everything in this package is licensed CC0 (see below)."),
+    "healthicons": ("package/README.md",
+                    "These icons are available in the public domain for use in any type of "
+                    "project."),
+}
+
+# Kenney (arcade wheel): folders under assets/images/ and their decision. Anything not listed
+# (a folder added by a later arcade) is rejected as "no licence decision for this folder".
+KENNEY_ACCEPT = ("alien", "animated_characters", "cards", "enemies", "items", "space_shooter",
+                 "tiles", "topdown_tanks")
+KENNEY_REJECT = {
+    "cybercity_background": "excepted: own public-license.txt (Luis Zuno, ansimuz), not CC0",
+    "miami_synth_parallax": "excepted: own public-license.txt (Luis Zuno, ansimuz), not CC0",
+    "backgrounds": "unstated: not identifiable as a Kenney pack asset",
+    "spritesheets": "unstated: not identifiable as a Kenney pack asset",
+    "test_textures": "unstated: arcade test textures, not a Kenney pack asset",
+    "pinball": "unstated: not identifiable as a Kenney pack asset",
+}
+RASTER_EXT = (".png",)
+
+
+# --------------------------------------------------------------------------- class map
+# (class, rules); a rule is (source, path prefix relative to the artefact's image root); a prefix
+# ending in "/*" takes only the files directly in that folder. First matching class wins;
+# files matching no rule are skipped ("folder not used"). Open Clip Art folders are noisy
+# (transportation/vehicles holds road signs, transportation/aiga-symbols is all symlinks into
+# signs_and_symbols/map_symbols), so counts come from a build, never from folder sizes.
+ClassMap = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+KENNEY_ANIMALS = tuple(("kenney", f"enemies/{n}") for n in
+                       ("bee", "fish", "frog", "fly", "ladybug", "mouse", "worm"))
+PROPOSED: ClassMap = (
+    ("mammal", (("openclipart", "animals/mammals/"), ("kenney", "enemies/mouse"))),
+    ("animal", (("openclipart", "animals/"), *KENNEY_ANIMALS, ("healthicons", "zoonoses/"))),
+    ("food", (("openclipart", "food/"), ("healthicons", "nutrition/"))),
+    ("flag", (("openclipart", "signs_and_symbols/flags/*"),
+              *[("openclipart", f"signs_and_symbols/flags/{r}/") for r in (
+                  "africa", "america", "asia", "europe", "historic", "miscellany", "oceania")])),
+    ("arrow", (("openclipart", "shapes/arrows/"), ("openclipart", "computer/buttons/"),
+               ("tango", "actions/go-"), ("tango", "actions/gtk-go"))),
+    ("pictogram", (("openclipart", "transportation/aiga-symbols/"),
+                   ("openclipart", "signs_and_symbols/map_symbols/"),
+                   ("openclipart", "people/stickmen/"), ("healthicons", "people/"))),
+    ("sign", (("openclipart", "transportation/roadsigns/"), ("openclipart", "transportation/*"),
+              ("openclipart", "signs_and_symbols/*"),
+              ("openclipart", "signs_and_symbols/hazard/"))),
+    ("vehicle", (("openclipart", "transportation/vehicles/"), ("healthicons", "vehicles/"),
+                 ("kenney", "space_shooter/playerShip"), ("kenney", "topdown_tanks/tank"))),
+    ("building", (("openclipart", "buildings/*"), ("openclipart", "buildings/homes/"),
+                  ("healthicons", "places/"))),
+    ("plant", (("openclipart", "plants/"),)),
+    ("music", (("openclipart", "recreation/music/"),)),
+    ("card", (("openclipart", "recreation/games/cards/"), ("kenney", "cards/"))),
+    ("device", (("openclipart", "computer/hardware/"), ("openclipart", "electronics/"),
+                ("openclipart", "office/telephone/"), ("openclipart", "computer/connectors/"),
+                ("tango", "devices/"))),
+    ("person", (("openclipart", "people/*"),
+                ("openclipart", "signs_and_symbols/flags/semaphore/"))),
+    ("face", (("openclipart", "people/smilies/"), ("tango", "emotes/"),
+              ("healthicons", "emotions/"))),
+    ("body", (("openclipart", "people/bodypart/"), ("healthicons", "body/"),
+              ("healthicons", "conditions/"))),
+    ("clothing", (("openclipart", "people/clothing/"),)),
+    ("tool", (("openclipart", "tools/"),)),
+    ("office", (("openclipart", "office/"), ("openclipart", "education/"))),
+    ("geography", (("openclipart", "geography/"), ("openclipart", "science/astronomy/"))),
+    ("shape", (("openclipart", "shapes/*"), ("openclipart", "shapes/callouts/"),
+               ("openclipart", "shapes/flowchart/"), ("openclipart", "shapes/jigsaw/"),
+               ("healthicons", "shapes/"))),
+    ("leisure", (("openclipart", "recreation/sports/"), ("openclipart", "recreation/toys/"),
+                 ("openclipart", "recreation/party/"), ("openclipart", "recreation/holiday/"))),
+    ("file icon", (("openclipart", "computer/icons/lemon-theme/mimetypes/"),
+                   ("openclipart", "computer/icons/etiquette-theme/mimetypes/"),
+                   ("openclipart", "computer/icons/lemon-theme/filesystems/"),
+                   ("openclipart", "computer/icons/etiquette-theme/filesystems/"),
+                   ("openclipart", "computer/folders/"), ("tango", "mimetypes/"),
+                   ("tango", "places/"))),
+    ("app icon", (("openclipart", "computer/icons/"), ("tango", ""))),
+    ("medical", (("healthicons", "devices/"), ("healthicons", "diagnostics/"),
+                 ("healthicons", "medications/"), ("healthicons", "ppe/"),
+                 ("healthicons", "contraceptives/"), ("healthicons", "blood/"),
+                 ("openclipart", "science/medicine/"))),
+    ("health symbol", (("healthicons", "symbols/"), ("healthicons", "specialties/"))),
+    ("game sprite", (("kenney", ""),)),
+)
+# Today's 16 classes (the embedded set's folders, recursive, symlinks followed as its builder
+# does) plus what the new sources add to them.
+EMBEDDED16: ClassMap = (
+    ("bird", (("openclipart", "animals/birds/"),)),
+    ("bug", (("openclipart", "animals/bugs/"), *[r for r in KENNEY_ANIMALS if r[1].split("/")[1]
+             in ("bee", "fly", "ladybug", "worm")])),
+    ("mammal", (("openclipart", "animals/mammals/"), ("kenney", "enemies/mouse"))),
+    ("fruit", (("openclipart", "food/fruit/"),)),
+    ("dessert", (("openclipart", "food/desserts/"),)),
+    ("drink", (("openclipart", "food/beverages/"),)),
+    ("flag", (("openclipart", "signs_and_symbols/flags/"),)),
+    ("arrow", (("openclipart", "shapes/arrows/"), ("tango", "actions/go-"),
+               ("tango", "actions/gtk-go"))),
+    ("vehicle", (("openclipart", "transportation/vehicles/"), ("healthicons", "vehicles/"))),
+    ("roadsign", (("openclipart", "transportation/roadsigns/"),)),
+    ("building", (("openclipart", "buildings/"), ("healthicons", "places/"))),
+    ("plant", (("openclipart", "plants/"),)),
+    ("music", (("openclipart", "recreation/music/"),)),
+    ("card", (("openclipart", "recreation/games/cards/"), ("kenney", "cards/"))),
+    ("computer", (("openclipart", "computer/hardware/"), ("tango", "devices/"))),
+    ("pictogram", (("openclipart", "transportation/aiga-symbols/"), ("healthicons", "people/"))),
+)
+CLASS_SETS = {"proposed": PROPOSED, "embedded16": EMBEDDED16}
+CLASS_MAP = PROPOSED
+# Never rendered (known not to make pictures a person can name at 32 px, or generated noise).
+EXCLUDE_PREFIXES = (("openclipart", "shapes/stars/"), ("openclipart", "special/"))
+
+
+def survey_class(source: str, rel: str) -> str:
+    """--survey: one class per source folder (depth 3 for Open Clip Art, else depth 1)."""
+    parts = rel.split("/")[:-1]
+    depth = 3 if source == "openclipart" else 1
+    return f"{source}:{'/'.join(parts[:depth]) or '.'}"
+
+
+def _match(rel: str, prefix: str) -> bool:
+    """A rule's prefix matches a path ("dir/*": files directly in dir only)."""
+    if prefix.endswith("/*"):
+        return rel.startswith(prefix[:-1]) and "/" not in rel[len(prefix) - 1:]
+    return rel.startswith(prefix)
+
+
+def class_of(source: str, rel: str, survey: bool, class_map: ClassMap = PROPOSED) -> str | None:
+    """The class of one file, or None when no rule takes it."""
+    if any(source == s and rel.startswith(p) for s, p in EXCLUDE_PREFIXES):
+        return None
+    if survey:
+        return survey_class(source, rel)
+    for name, rules in class_map:
+        if any(source == s and _match(rel, p) for s, p in rules):
+            return name
+    return None
+
+
+# --------------------------------------------------------------------------- fetch + extract
+def sha256_of(path: Path) -> str:
+    """Hex SHA256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(a: Artefact, cache: Path) -> None:
+    """Fetch one artefact into `cache` with the registry's ordinary client."""
+    cache.mkdir(parents=True, exist_ok=True)
+    if a.kind == "deb":
+        cmd = ["apt-get", "download", f"{a.name}={a.version}"]
+    elif a.kind == "wheel":
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "-d", ".", f"{a.name}=={a.version}"]
+    else:
+        cmd = ["npm", "pack", f"{a.name}@{a.version}"]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=cache, check=True)
+
+
+def fetch(a: Artefact, cache: Path, allow_download: bool) -> Path:
+    """Return the verified artefact path in `cache`; download it first if allowed."""
+    path = cache / a.file
+    if not path.is_file():
+        if not allow_download:
+            raise FileNotFoundError(f"{path} missing; pass --download or put {a.spec} there")
+        download(a, cache)
+    digest = sha256_of(path)
+    if digest != a.sha256:
+        raise ValueError(f"Refusing {path}: SHA256 {digest}, expected {a.sha256} for {a.spec}")
+    return path
+
+
+def extract(a: Artefact, path: Path, dest: Path) -> Path:
+    """Unpack an artefact (only what the build reads) into dest; return dest."""
+    done = dest / ".extracted"
+    if done.is_file() and done.read_text() == a.sha256:
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    if a.kind == "deb":
+        subprocess.run(["dpkg", "-x", str(path), str(dest)], check=True)
+    elif a.kind == "wheel":
+        with zipfile.ZipFile(path) as z:
+            z.extractall(dest, [n for n in z.namelist()
+                                if n.startswith("arcade/resources/assets/images/")])
+    else:
+        with tarfile.open(path) as t:
+            keep = [m for m in t.getmembers() if m.name in ("package/README.md", "package/LICENSE",
+                    "package/package.json", "package/public/icons/meta-data.json")
+                    or m.name.startswith(a.root + "/")]
+            t.extractall(dest, keep, filter="data")
+    done.write_text(a.sha256)
+    return dest
+
+
+def check_statement(source: str, tree: Path) -> str:
+    """Refuse the build unless the artefact still carries its licence statement verbatim."""
+    rel, needle = STATEMENTS[source]
+    text = " ".join((tree / rel).read_text(encoding="utf-8", errors="replace").split())
+    if " ".join(needle.split()) not in text:
+        raise ValueError(f"{source}: {rel} no longer says {needle!r}; re-check the licence")
+    return rel
+
+
+# --------------------------------------------------------------------------- candidates
+@dataclass
+class Candidate:
+    """One file of one artefact, with its licence decision."""
+
+    source: str
+    rel: str  # path relative to the artefact's image root
+    path: Path
+    accepted: bool
+    reason: str
+    title: str = ""
+    author: str = "unknown"
+    sha1: str = ""
+    width: int = 0
+    height: int = 0
+
+
+def _svg_decision(data: bytes, base: str) -> tuple[bool, str, dict]:
+    """Open Clip Art's rule (openclipart_builder.decide_license) under another package base."""
+    try:
+        meta = oca.parse_svg_metadata(data)
+    except ET.ParseError:
+        return False, "malformed XML", {}
+    ok, reason = oca.decide_license(meta)
+    return ok, reason.replace("package copyright file: Creative Commons Public Domain "
+                              "Dedication", base), meta
+
+
+def candidates(source: str, tree: Path) -> list[Candidate]:
+    """Every image file of one extracted artefact, sorted, with its licence decision."""
+    a = ARTEFACTS[source]
+    root = tree / a.root
+    statement = check_statement(source, tree)
+    out: list[Candidate] = []
+    if source in ("openclipart", "tango"):
+        base = (f"package copyright file ({statement}): "
+                + ("Creative Commons Public Domain Dedication" if source == "openclipart"
+                   else "Files: * License: public-domain"))
+        for p in sorted(root.rglob("*.svg")):
+            if p.is_symlink() and not p.resolve().is_relative_to(root):
+                continue  # never follow a link out of the image tree
+            data = p.read_bytes()
+            ok, reason, meta = _svg_decision(data, base)
+            if p.is_symlink():  # Debian's dedup links / Tango's alias names: same bytes
+                reason += f"; symlink to {p.resolve().relative_to(root).as_posix()}"
+            out.append(Candidate(source, p.relative_to(root).as_posix(), p, ok, reason,
+                                 meta.get("title") or p.stem.replace("_", " "),
+                                 meta.get("author") or "unknown", hashlib.sha1(data).hexdigest()))
+    elif source == "kenney":
+        for p in sorted(root.rglob("*")):
+            if not p.is_file() or p.is_symlink():
+                continue
+            rel = p.relative_to(root).as_posix()
+            if p.suffix.lower() not in RASTER_EXT:
+                continue  # .txt/.url/.jpg backgrounds/.gif: not sprites
+            top = rel.split("/")[0]
+            if top in KENNEY_REJECT:
+                ok, reason = False, f"rejected: {KENNEY_REJECT[top]}"
+            elif top in KENNEY_ACCEPT and "/" in rel:
+                ok, reason = True, (f"{statement}: 'Everything in this package is licensed CC0'"
+                                    "; readme.txt: a subset of Kenney.nl assets")
+            else:
+                ok, reason = False, "rejected: no licence decision for this folder"
+            out.append(Candidate(source, rel, p, ok, reason, p.stem.replace("_", " "),
+                                 "Kenney (kenney.nl)", hashlib.sha1(p.read_bytes()).hexdigest()))
+    else:  # healthicons
+        meta_file = tree / "package/public/icons/meta-data.json"
+        titles = {m["path"]: m["title"] for m in json.loads(meta_file.read_text())}
+        for p in sorted(root.rglob("*.svg")):
+            rel = p.relative_to(root).as_posix()
+            data = p.read_bytes()
+            ok = b"licen" not in data.lower()  # no per-file licence text in any icon today
+            reason = (f"{statement}: 'These icons are available in the public domain for use in "
+                      "any type of project.'; package LICENSE (MIT) read as covering the code"
+                      if ok else "rejected: svg names a licence of its own")
+            out.append(Candidate(source, rel, p, ok, reason,
+                                 titles.get(rel.removesuffix(".svg"), p.stem.replace("_", " ")),
+                                 "Health Icons (Resolve to Save Lives)",
+                                 hashlib.sha1(data).hexdigest()))
+    return out
+
+
+# --------------------------------------------------------------------------- rasterise
+@dataclass(frozen=True)
+class Settings:
+    """Build settings (recorded in the manifest)."""
+
+    size: int = 64
+    render_side: int = 256
+    margin: float = 0.04
+    timeout_s: float = 120.0
+    near_dup_threshold: float = 0.02
+    max_per_class: int = 500
+    min_per_class: int = 100
+    min_content_px: int = 24  # raster sprites whose drawing is smaller are too small to use
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout
+
+
+def render_one(c: Candidate, s: Settings) -> tuple[np.ndarray | None, str]:
+    """(64x64x3 uint8, "") or (None, skip reason). SVG via cairosvg, PNG via Pillow."""
+    data = c.path.read_bytes()
+    if c.path.suffix.lower() == ".svg":
+        try:
+            w, h = rasterise.svg_size(data)
+        except (ValueError, ET.ParseError):
+            return None, "no usable width/height/viewBox"
+        c.width, c.height = round(w), round(h)
+        old = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, s.timeout_s)
+        try:
+            rgba = rasterise.render_svg(data, *rasterise.bounded_size(w, h, s.render_side))
+        except _Timeout:
+            return None, f"render timeout (> {s.timeout_s:g} s)"
+        except Exception:  # noqa: BLE001 - any renderer failure is a skip reason
+            return None, "render error"
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+    else:
+        try:
+            im = Image.open(io.BytesIO(data))
+            im.load()
+        except Exception:  # noqa: BLE001
+            return None, "unreadable image"
+        c.width, c.height = im.size
+        rgba = im.convert("RGBA")
+        box = rasterise.content_box(rasterise.composite_on_white(rgba))
+        if box is not None and max(box[2] - box[0], box[3] - box[1]) < s.min_content_px:
+            return None, f"too small (drawing < {s.min_content_px} px)"
+    if rasterise.content_box(rasterise.composite_on_white(rgba)) is None:
+        return None, "blank render"
+    return np.asarray(rasterise.thumbnail(rgba, s.size, s.margin), dtype=np.uint8), ""
+
+
+def render_cached(c: Candidate, s: Settings, cache: Path) -> tuple[np.ndarray | None, str]:
+    """render_one, remembered per (file SHA-1, settings) as a PNG or a .skip text file."""
+    key = cache / f"{c.sha1}"
+    if key.with_suffix(".png").is_file():
+        meta = json.loads(key.with_suffix(".json").read_text())
+        c.width, c.height = meta["width"], meta["height"]
+        return np.asarray(Image.open(key.with_suffix(".png")).convert("RGB")), ""
+    if key.with_suffix(".skip").is_file():
+        return None, key.with_suffix(".skip").read_text()
+    img, why = render_one(c, s)
+    if img is None:
+        key.with_suffix(".skip").write_text(why)
+    else:
+        Image.fromarray(img).save(key.with_suffix(".png"), optimize=True)
+        key.with_suffix(".json").write_text(json.dumps({"width": c.width, "height": c.height}))
+    return img, why
+
+
+def near_duplicates(images: np.ndarray, threshold: float, side: int = 16) -> list[tuple[int, int]]:
+    """rasterise.near_duplicates with a preallocated buffer (same result, O(N) fewer copies)."""
+    feats = rasterise.small_features(images, side)
+    buf = np.empty_like(feats)
+    ids: list[int] = []
+    pairs: list[tuple[int, int]] = []
+    for j in range(len(feats)):
+        k = len(ids)
+        if k:
+            d = np.abs(buf[:k] - feats[j]).mean(axis=1)
+            i = int(np.argmin(d))
+            if d[i] < threshold:
+                pairs.append((j, ids[i]))
+                continue
+        buf[k] = feats[j]
+        ids.append(j)
+    return pairs
+
+
+# --------------------------------------------------------------------------- build
+def row_of(c: Candidate, cls: str) -> dict:
+    """The provenance row of one kept image (pddlib's schema columns + package/version/path)."""
+    a = ARTEFACTS[c.source]
+    return {
+        "label": cls, "title": c.title, "source": c.source,
+        "source_url": f"{a.spec}:/{a.root}/{c.rel}", "author": c.author,
+        "license": a.license, "license_url": a.license_url, "license_reason": c.reason,
+        "sha1": c.sha1, "width": int(c.width), "height": int(c.height),
+        "package": a.name, "version": a.version, "path": f"{a.root}/{c.rel}",
+    }
+
+
+def build(cache: Path, work: Path, s: Settings, survey: bool, allow_download: bool,
+          sources: tuple[str, ...], class_map: ClassMap = PROPOSED,
+          ) -> tuple[np.ndarray, list[dict], dict]:
+    """Fetch, verify, extract, decide, render, dedupe, cap. Returns (images, rows, manifest)."""
+    t0 = time.time()
+    render_cache = work / f"render-{s.size}-{s.render_side}-{s.margin:g}"
+    render_cache.mkdir(parents=True, exist_ok=True)
+    skipped: list[tuple[str, str, str]] = []  # (source, rel, reason)
+    items: list[tuple[int, str, Candidate, np.ndarray]] = []
+    artefacts, considered = {}, Counter()
+    for source in sources:
+        a = ARTEFACTS[source]
+        path = fetch(a, cache, allow_download)
+        tree = extract(a, path, work / "unpacked" / source)
+        artefacts[source] = {"registry_spec": a.spec, "file": a.file, "sha256": a.sha256,
+                             "size": a.size, "image_root": a.root,
+                             "licence_statement": list(STATEMENTS[source])}
+        cands = candidates(source, tree)
+        print(f"{source}: {len(cands)} image files", flush=True)
+        for n, c in enumerate(cands):
+            cls = class_of(source, c.rel, survey, class_map)
+            if cls is None:
+                skipped.append((source, c.rel, "folder not used"))
+                continue
+            considered[source] += 1
+            if not c.accepted:
+                skipped.append((source, c.rel, c.reason))
+                continue
+            img, why = render_cached(c, s, render_cache)
+            if img is None:
+                skipped.append((source, c.rel, why))
+                continue
+            items.append((SOURCE_ORDER.index(source), cls, c, img))
+            if n % 500 == 0:
+                print(f"  {source} {n}/{len(cands)} {time.time() - t0:.0f}s", flush=True)
+    t_render = time.time() - t0
+
+    # Exact duplicates (same file SHA-1), then near duplicates across all sources.
+    order = [c for c, _ in class_map]
+    items.sort(key=lambda it: (it[0], order.index(it[1]) if it[1] in order else len(order),
+                               it[1], it[2].rel))
+    seen: dict[str, Candidate] = {}
+    unique = []
+    for it in items:
+        c = it[2]
+        if c.sha1 in seen:
+            skipped.append((c.source, c.rel, f"duplicate file (same SHA-1) of "
+                                             f"{seen[c.sha1].source}:{seen[c.sha1].rel}"))
+            continue
+        seen[c.sha1] = c
+        unique.append(it)
+    images = np.stack([it[3] for it in unique])
+    dropped = dict(near_duplicates(images, s.near_dup_threshold))
+    for j, i in sorted(dropped.items()):
+        kind = "exact duplicate image" if np.array_equal(images[i], images[j]) else "near duplicate"
+        cj, ci = unique[j][2], unique[i][2]
+        skipped.append((cj.source, cj.rel, f"{kind} of {ci.source}:{ci.rel}"))
+    unique = [it for k, it in enumerate(unique) if k not in dropped]
+
+    # Cap, then drop classes under the minimum.
+    present = {it[1] for it in unique}
+    names = sorted(present) if survey else [c for c in order if c in present]
+    kept, small = [], {}
+    for cls in names:
+        members = sorted((it for it in unique if it[1] == cls), key=lambda it: it[2].sha1)
+        for it in members[s.max_per_class:]:
+            skipped.append((it[2].source, it[2].rel, "over the class cap"))
+        members = members[: s.max_per_class]
+        if len(members) < s.min_per_class and not survey:
+            small[cls] = len(members)
+            for it in members:
+                skipped.append((it[2].source, it[2].rel, "class below the minimum"))
+            continue
+        kept.extend(sorted(members, key=lambda it: (it[0], it[2].rel)))
+    rows = [row_of(it[2], it[1]) for it in kept]
+    by = Counter((r["label"], r["source"]) for r in rows)
+    classes = [n for n in names if n not in small]
+    counts = {n: {src: by[(n, src)] for src in sources if by[(n, src)]} for n in classes}
+
+    def reason_key(reason: str) -> str:
+        return re.sub(r" (of|declares|names licence) .*", r" \1 ...", reason)
+
+    skip_counts: dict[str, Counter] = {}
+    for src, _, why in skipped:
+        skip_counts.setdefault(src, Counter())[reason_key(why)] += 1
+    manifest = {
+        "artefacts": artefacts, "settings": asdict(s), "survey": survey,
+        "class_map": {n: [list(r) for r in rules] for n, rules in class_map},
+        "class_names": classes, "counts": counts,
+        "totals_by_source": dict(Counter(r["source"] for r in rows)), "total": len(rows),
+        "classes_below_minimum": small, "considered_by_source": dict(considered),
+        "skip_counts": {k: dict(sorted(v.items())) for k, v in skip_counts.items()},
+        "skipped": sorted(skipped), "seconds": {"render": round(t_render, 1),
+                                                "total": round(time.time() - t0, 1)},
+    }
+    return np.stack([it[3] for it in kept]), rows, manifest
+
+
+def write_outputs(out: Path, images: np.ndarray, rows: list[dict], manifest: dict) -> None:
+    """corpus64.npz, images/ + metadata.jsonl, manifest.json, DATASHEET.md, contact sheet."""
+    out.mkdir(parents=True, exist_ok=True)
+    names = manifest["class_names"]
+    labels = np.array([names.index(r["label"]) for r in rows], dtype=np.int64)
+    meta = {"class_names": names,
+            "records": [{k: v for k, v in r.items() if k != "label"} for r in rows],
+            "build": {k: v for k, v in manifest.items() if k != "skipped"}}
+    blob = np.frombuffer(json.dumps(meta, ensure_ascii=False).encode(), dtype=np.uint8)
+    np.savez_compressed(out / "corpus64.npz", images=images, labels=labels, meta=blob)
+    with open(out / "metadata.jsonl", "w", encoding="utf-8") as f:
+        for r, im in zip(rows, images, strict=True):
+            rel = f"images/{r['label'].replace(' ', '_')}/{r['source']}-{r['sha1'][:16]}.png"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(im).save(out / rel, optimize=True)
+            f.write(json.dumps({"file_name": rel, **r}, ensure_ascii=False) + "\n")
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
+    (out / "DATASHEET.md").write_text(datasheet(manifest), encoding="utf-8")
+    per = 16
+    sheet = Image.new("RGB", (per * 64, len(names) * 64), (128, 128, 128))
+    for k in range(len(names)):
+        for j, i in enumerate(np.flatnonzero(labels == k)[:per]):
+            sheet.paste(Image.fromarray(images[i]), (j * 64, k * 64))
+    sheet.save(out / "contact_sheet.png")
+
+
+def datasheet(m: dict) -> str:
+    """Counts per class x source and the licence statements, as markdown."""
+    srcs = [s for s in SOURCE_ORDER if s in m["artefacts"]]
+    head = "| class | " + " | ".join(srcs) + " | total |\n|---|" + "---|" * (len(srcs) + 1)
+    rows = "\n".join(f"| {n} | " + " | ".join(str(m["counts"][n].get(s, 0)) for s in srcs)
+                     + f" | {sum(m['counts'][n].values())} |" for n in m["class_names"])
+    arts = "\n".join(f"- `{a['registry_spec']}` ({a['file']}, {a['size']} bytes, SHA256 "
+                     f"`{a['sha256']}`): `{a['licence_statement'][0]}` says "
+                     f"\"{a['licence_statement'][1]}\"" for a in m["artefacts"].values())
+    skips = "\n".join(f"| {src} | {why} | {n} |" for src, d in m["skip_counts"].items()
+                      for why, n in d.items())
+    return (f"# Datasheet: corpus64 (DRAFT, scripts/build_corpus.py)\n\n## Sources\n{arts}\n\n"
+            f"## Counts\n{m['total']} images in {len(m['class_names'])} classes "
+            f"(by source: {m['totals_by_source']}).\n\n{head}\n{rows}\n\n"
+            f"Classes dropped below the minimum: {m['classes_below_minimum'] or 'none'}\n\n"
+            f"## Files not included\n| source | reason | files |\n|---|---|---|\n{skips}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry."""
+    d = Settings()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cache", type=Path, required=True, help="folder of the pinned artefacts")
+    p.add_argument("--work", type=Path, help="unpack/render cache (default CACHE/../work)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--download", action="store_true", help="fetch missing artefacts")
+    p.add_argument("--survey", action="store_true", help="one class per source folder")
+    p.add_argument("--classes", choices=sorted(CLASS_SETS), default="proposed",
+                   help="proposed: the new class set; embedded16: today's 16 classes")
+    p.add_argument("--sources", default=",".join(SOURCE_ORDER))
+    p.add_argument("--max-per-class", type=int, default=d.max_per_class)
+    p.add_argument("--min-per-class", type=int, default=d.min_per_class)
+    args = p.parse_args(argv)
+    s = Settings(max_per_class=args.max_per_class, min_per_class=args.min_per_class)
+    work = args.work or args.cache.parent / "work"
+    sources = tuple(x for x in SOURCE_ORDER if x in args.sources.split(","))
+    try:
+        images, rows, manifest = build(args.cache.resolve(), work.resolve(), s, args.survey,
+                                       args.download, sources, CLASS_SETS[args.classes])
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    write_outputs(args.out, images, rows, manifest)
+    print(json.dumps({"total": manifest["total"], "by_source": manifest["totals_by_source"],
+                      "counts": manifest["counts"], "below_min": manifest["classes_below_minimum"],
+                      "seconds": manifest["seconds"]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
