@@ -96,8 +96,10 @@ def plot_schedules(schedules: dict[str, torch.Tensor]) -> NotebookFigure:
         ab = ab.double().cpu()
         left.plot(ab.numpy(), label=name)
         right.plot(noise.log_snr(ab).numpy(), label=name)
-    left.set(xlabel="t", ylabel="alpha-bar (signal kept)", title="alpha-bar_t", ylim=(0, 1.02))
-    right.set(xlabel="t", ylabel="ln SNR (natural log)", title="log SNR_t")
+    left.set(xlabel="timestep t", ylabel="alpha-bar (signal kept)",
+             title="alpha-bar: share of the signal kept", ylim=(0, 1.02))
+    right.set(xlabel="timestep t", ylabel="ln SNR (natural log)",
+              title="log signal-to-noise ratio")
     right.axhline(0.0, color="grey", lw=0.8, ls=":")  # SNR = 1: as much noise as signal
     left.legend(fontsize=8)
     return fig
