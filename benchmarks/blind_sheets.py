@@ -91,7 +91,8 @@ def score(name: str, record: bool) -> dict:
     trials = [blind.Trial(images[i], label, source)
               for i, (label, source) in enumerate(key["trials"])]
     verdict = blind.score(trials, read_answers(out / "answers.txt", len(trials)), key["classes"])
-    verdict.update({k: key[k] for k in ("sampler", "guidance", "seed", "per_class", "n_real")})
+    verdict.update({k: key[k] for k in ("sampler", "guidance", "seed")},
+                   generated_per_class=key["per_class"])
     (out / "verdict.json").write_text(json.dumps(verdict, indent=1))
     if record:
         provenance.record_metrics(Path(key["model"]), {blind.METRICS_KEY: verdict})

@@ -169,7 +169,7 @@ def training_section(config: dict, compute: Compute) -> list[str]:
 def best_class(classes: list[str], metrics: dict) -> str | None:
     """The class with the highest recorded per-class agreement (the first class if none)."""
     per_class = next((v["per_class"] for v in metrics.values()
-                      if isinstance(v, dict) and v.get("per_class")), {})
+                      if isinstance(v, dict) and isinstance(v.get("per_class"), dict)), {})
     known = {c: a for c, a in per_class.items() if c in classes}
     return max(known, key=known.get) if known else (classes[0] if classes else None)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,33 @@ def run_notebooks(
     return results
 
 
+OVERWRITTEN = re.compile(r".*\r(?=[^\n])")  # a line's text that a later '\r' on it redraws
+
+
+def settle_streams(nb) -> None:
+    """Each run of adjacent same-name stream outputs as one, showing only what '\\r' left.
+
+    A text progress bar redraws its line with '\\r' many times; kept as separate outputs the
+    saved copy holds every redraw. Merged, a reader sees the bar's final state, as a terminal
+    shows it; outputs keep their order (unlike nbclient's coalesce_streams, which also merges
+    a cell's streams across figures).
+    """
+    for cell in nb.cells:
+        merged: list = []
+        for out in cell.get("outputs", []):
+            last = merged[-1] if merged else None
+            if (out.get("output_type") == "stream" and last is not None
+                    and last.get("output_type") == "stream" and last["name"] == out["name"]):
+                last["text"] += out["text"]
+            else:
+                merged.append(out)
+        for out in merged:
+            if out.get("output_type") == "stream":
+                out["text"] = OVERWRITTEN.sub("", out["text"])
+        if "outputs" in cell:
+            cell["outputs"] = merged
+
+
 def run_one(path: Path, out_dir: Path, cell_timeout: int) -> NotebookResult:
     """Execute one notebook with its folder as working directory; save the executed copy."""
     import nbformat
@@ -57,6 +85,7 @@ def run_one(path: Path, out_dir: Path, cell_timeout: int) -> NotebookResult:
     except CellExecutionError as e:
         error = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
     seconds = time.perf_counter() - start
+    settle_streams(nb)
     nbformat.write(nb, out_dir / path.name)
     status = "ok" if not error else f"FAILED: {error}"
     print(f"[course] {path.name}: {seconds:.0f} s, {status}", flush=True)

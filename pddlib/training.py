@@ -231,7 +231,7 @@ def train(
                                       "seconds": round(seconds, 3)}) + "\n")
             bar.update(1)
             if done % 10 == 0:
-                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
+                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", refresh=False)
             save_due(s, config, out_dir, done)
             if callback is not None:
                 callback(StepInfo(done, config.max_steps, loss, lr,

@@ -154,3 +154,11 @@ def test_a_blind_judgement_reaches_the_card(folder) -> None:
     pv.record_metrics(folder, {blind.METRICS_KEY: blind.score(trials, answers, ["bird"])})
     text = card.build_card(folder)
     assert "Blind judgement by a person" in text and "| bird | 1 of 1 |" in text
+
+
+def test_the_usage_example_comes_from_agreement_even_when_a_blind_verdict_was_recorded_first(
+) -> None:
+    metrics = {"blind_judgement": {"per_class": 6, "by_class": {}},  # an int, not per class
+               "FD-pdshape": {"per_class": {"bird": 0.5, "flag": 1.0, "ghost": 1.0}}}
+    assert card.best_class(["bird", "flag"], metrics) == "flag"
+    assert card.best_class(["bird", "flag"], {"blind_judgement": {"per_class": 6}}) == "bird"

@@ -42,3 +42,25 @@ def test_cli_version(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.startswith("pddlib ")
+
+
+def test_saved_copies_show_a_text_bar_in_its_final_state_and_keep_output_order(
+        tmp_path: Path) -> None:
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    write_notebook(nbs / "01_bar.ipynb", "\n".join([
+        "import sys, time",
+        "from IPython.display import display",
+        "for i in range(4):",
+        "    sys.stderr.write(f'\\rbar {i}/3'); sys.stderr.flush(); time.sleep(0.2)",
+        "sys.stderr.write('\\n'); sys.stderr.flush()",
+        "print('after', flush=True)",
+        "display('a figure')",
+        "print('last')",
+    ]))
+    results = run_notebooks(nbs, tmp_path / "out", fast=True, cell_timeout=60)
+    assert results[0].ok
+    outputs = nbformat.read(tmp_path / "out" / "01_bar.ipynb", as_version=4).cells[0].outputs
+    assert [(o["output_type"], o.get("text")) for o in outputs] == [
+        ("stream", "bar 3/3\n"), ("stream", "after\n"), ("display_data", None),
+        ("stream", "last\n")]
