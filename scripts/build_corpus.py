@@ -61,6 +61,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import openclipart_builder as oca  # same folder: the licence rule and constants are reused
 import rasterise
 
+from pddlib.checksums import sha256
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -257,15 +259,6 @@ def class_of(source: str, rel: str, survey: bool, class_map: ClassMap = PROPOSED
 
 
 # --------------------------------------------------------------------------- fetch + extract
-def sha256_of(path: Path) -> str:
-    """Hex SHA256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def download(a: Artefact, cache: Path) -> None:
     """Fetch one artefact into `cache` with the registry's ordinary client."""
     cache.mkdir(parents=True, exist_ok=True)
@@ -287,7 +280,7 @@ def fetch(a: Artefact, cache: Path, allow_download: bool) -> Path:
         if not allow_download:
             raise FileNotFoundError(f"{path} missing; pass --download or put {a.spec} there")
         download(a, cache)
-    digest = sha256_of(path)
+    digest = sha256(path)
     if digest != a.sha256:
         raise ValueError(f"Refusing {path}: SHA256 {digest}, expected {a.sha256} for {a.spec}")
     return path

@@ -10,6 +10,7 @@ import scipy.linalg
 import torch
 
 from pddlib import metrics
+from pddlib.checksums import sha256
 from pddlib.metrics import anchors, inception, judge
 from pddlib.metrics import features as feat
 from pddlib.metrics.frechet import fd_infinity_from_features, frechet_distance, gaussian_stats
@@ -208,7 +209,7 @@ def test_weights_load_from_the_cache_with_weights_only(offline, monkeypatch) -> 
     path = inception.weights_path()
     path.parent.mkdir(parents=True)
     torch.save(state, path)
-    monkeypatch.setattr(inception, "SHA256_PREFIX", inception.sha256_of(path)[:8])
+    monkeypatch.setattr(inception, "SHA256_PREFIX", sha256(path)[:8])
     model = inception.load_fid_inception()
     assert torch.equal(model.Mixed_6e.branch7x7_2.conv.weight, state["Mixed_6e.branch7x7_2.conv.weight"])
     assert not model.training

@@ -19,7 +19,6 @@ downloads.
 
 from __future__ import annotations
 
-import hashlib
 from functools import partial
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pddlib.checksums import sha256
 from pddlib.metrics.featurespace import Extractor, FeatureSpace
 from pddlib.metrics.hub_cache import download, hub_checkpoint
 
@@ -267,21 +267,12 @@ def missing_weights_message() -> str:
     )
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_fid_inception(device: str | torch.device = "cpu") -> FIDInceptionV3:
     """Build the FID network with the standard weights from the local cache (never downloads)."""
     path = find_weights()
     if path is None:
         raise FileNotFoundError(missing_weights_message())
-    digest = sha256_of(path)
+    digest = sha256(path)
     if not digest.startswith(SHA256_PREFIX):
         raise ValueError(f"{path} is not the FID Inception weights (sha256 {digest[:16]}..., "
                          f"expected {SHA256_PREFIX}...): delete it and fetch it again with "
