@@ -284,6 +284,9 @@ def fetch(a: Artefact, cache: Path, allow_download: bool) -> Path:
         if not allow_download:
             raise FileNotFoundError(f"{path} missing; pass --download or put {a.spec} there")
         download(a, cache)
+    size = path.stat().st_size
+    if size != a.size:
+        raise ValueError(f"Refusing {path}: {size} bytes, expected {a.size} for {a.spec}")
     digest = sha256(path)
     if digest != a.sha256:
         raise ValueError(f"Refusing {path}: SHA256 {digest}, expected {a.sha256} for {a.spec}")
@@ -676,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         images, rows, manifest = build(args.cache.resolve(), work.resolve(), s, args.survey,
                                        args.download, sources, CLASS_SETS[args.classes])
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, tarfile.TarError) as e:  # FilterError: escapes
         print(f"error: {e}", file=sys.stderr)
         return 1
     write_outputs(args.out, images, rows, manifest)
