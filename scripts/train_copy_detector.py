@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from train_judge import uniform, warmup_cosine
 
 from pddlib.autoencoder import decode, encode, load_autoencoder
 from pddlib.data import load_images, to_tensor
 from pddlib.metrics.anchors import hue_rotation
+from pddlib.metrics.classifier import uniform, warmup_cosine
 from pddlib.metrics.copydetect import CopyNet
 
 OUT = Path(__file__).resolve().parents[1] / "pddlib" / "metrics"

@@ -1,15 +1,18 @@
 """Measuring generated images: Frechet distances (FID online, FD-<judge> offline), KID,
-precision / recall, FD-infinity, a judge's class agreement, replication and the copy guard.
+precision / recall, FD-infinity, a judge's class agreement, the classification accuracy score,
+replication and the copy guard.
 
 Every comparison through vectors reads one registry of feature spaces (spaces; the types in
 featurespace); pure math on features lives in frechet / kid / prdc, the named scores in scores,
-nearest neighbours in neighbours; networks in inception / judge / copydetect / sscd; turning
-image collections into features (batched, cached) in features; the image-level API in quality;
-real images degraded in known ways, to read a score against, in anchors.
+nearest neighbours in neighbours; networks in inception / judge / copydetect / sscd; the judges'
+training recipe in classifier, and CAS (that recipe trained on samples, tested on real images) in
+cas; turning image collections into features (batched, cached) in features; the image-level
+API in quality; real images degraded in known ways, to read a score against, in anchors.
 """
 
 from pddlib.data.transforms import as_uint8
 from pddlib.metrics.anchors import blurred, degradation_anchors, noise_images
+from pddlib.metrics.cas import cas, real_cas
 from pddlib.metrics.copyguard import CopyCheck, check_copies
 from pddlib.metrics.evaluate import EvalConfig, EvalResult, evaluate_model, generate_samples
 from pddlib.metrics.features import extract_features
@@ -63,6 +66,7 @@ __all__ = [
     "anchor_fds",
     "as_uint8",
     "blurred",
+    "cas",
     "check_copies",
     "class_agreement",
     "classify",
@@ -88,6 +92,7 @@ __all__ = [
     "precision_recall_from_features",
     "quality_report",
     "quality_spaces",
+    "real_cas",
     "record_replication",
     "register",
     "replication",

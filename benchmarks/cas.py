@@ -1,0 +1,105 @@
+"""Classification accuracy score (pddlib.metrics.cas) of models, beside the real ceiling and blobs.
+
+    python benchmarks/cas.py --model reference runs/DIR [--n 64] [--seeds 0 1 2 3 4]
+        [--guidance 4] [--steps 25] [--sample-seed 0] [--json out.json]
+
+Each model is sampled once (N images a class, Euler ancestral 25 steps, guidance 4, seed 0);
+for every classifier seed a fresh classifier (metrics.cas.CAS_CLASSIFIER) learns from the
+samples and names the real held-out images. Two rows to read them against, with the same seeds:
+"real" (N real training images a class, or all a class has: the ceiling) and "colour blobs"
+(those real images reduced to soft ellipses in their own colours, metrics.anchors: a floor a
+model that draws only palettes would reach). Prints mean, spread (SD over seeds) and the mean
+binomial SE of each, and each class's mean accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pddlib.data import load_images
+from pddlib.data.transforms import as_uint8
+from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS
+from pddlib.metrics import cas, generate_samples
+from pddlib.metrics.anchors import colour_blobs
+from pddlib.metrics.cas import CAS_CLASSIFIER, per_class_subset
+from pddlib.pipeline import PDDiffusionPipeline
+from pddlib.reference import resolve_model
+
+
+def model_samples(model: str, n_per_class: int, guidance: float, steps: int,
+                  seed: int) -> tuple[np.ndarray, list[str]]:
+    """(uint8 samples, their class names): n_per_class a class, the default sampler."""
+    pipe = PDDiffusionPipeline.from_run(resolve_model(model)).with_scheduler(DEFAULT_SCHEDULER)
+    images, labels = generate_samples(pipe, n_per_class * len(pipe.class_names), steps=steps,
+                                      guidance=guidance, seed=seed)
+    return images, [pipe.class_names[i] for i in labels]
+
+
+def real_rows(train, n_per_class: int) -> dict[str, tuple[np.ndarray, list[int]]]:
+    """{"real": N training images a class, "colour blobs": the same as blobs}, with labels."""
+    subset = train.select(per_class_subset(train["label"], n_per_class, torch.Generator().manual_seed(0)))
+    images = as_uint8(subset, size=CAS_CLASSIFIER.image_size)
+    return {"real": (images, subset["label"]), "colour blobs": (colour_blobs(images), subset["label"])}
+
+
+def summary(results: list[dict]) -> dict:
+    """Mean, SD over seeds and mean SE of accuracy; per-class means; seconds a classifier."""
+    acc = np.array([r["accuracy"] for r in results])
+    names = results[0]["per_class"]
+    return {"mean": float(acc.mean()), "sd": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+            "se": float(np.mean([r["se"] for r in results])), "by_seed": acc.round(4).tolist(),
+            "per_class": {c: float(np.mean([r["per_class"][c] for r in results])) for c in names},
+            "n_train_per_class": results[0]["n_train_per_class"],
+            "seconds": float(np.mean([r["seconds"] for r in results]))}
+
+
+def score(images: np.ndarray, labels, heldout, seeds: list[int]) -> dict:
+    """CAS of one training set, once per classifier seed, summarised."""
+    results = []
+    for seed in seeds:
+        start = time.perf_counter()
+        r = cas(images, labels, heldout, CAS_CLASSIFIER, torch.Generator().manual_seed(seed))
+        results.append({**r, "seconds": time.perf_counter() - start})
+    return summary(results)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", nargs="+", required=True, help="run folders, or reference")
+    ap.add_argument("--n", type=int, default=64, help="images a class")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    ap.add_argument("--sample-seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args()
+    train = load_images("openclipart", split="train")
+    heldout = load_images("openclipart", split="heldout")
+    rows = real_rows(train, args.n)
+    for model in args.model:
+        start = time.perf_counter()
+        rows[model] = model_samples(model, args.n, args.guidance, args.steps, args.sample_seed)
+        print(f"sampled {model}: {len(rows[model][0])} images, {time.perf_counter() - start:.0f} s",
+              flush=True)
+    out = {}
+    for name, (images, labels) in rows.items():
+        out[name] = s = score(images, labels, heldout, args.seeds)
+        print(f"{name:<40} CAS {s['mean']:.3f} (SD {s['sd']:.3f} over seeds {args.seeds}; "
+              f"SE {s['se']:.3f}); {s['seconds']:.0f} s a classifier", flush=True)
+    names = list(out["real"]["per_class"])
+    print("per class (mean over seeds): " + " | ".join(out))
+    for c in names:
+        print(f"  {c:<12} " + "  ".join(f"{out[k]['per_class'][c]:.2f}" for k in out))
+    if args.json:
+        args.json.write_text(json.dumps({"n": args.n, "seeds": args.seeds, "guidance": args.guidance,
+                                         "steps": args.steps, "results": out}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
