@@ -70,6 +70,7 @@ def score(images: np.ndarray, labels, heldout, seeds: list[int]) -> dict:
 
 
 def main() -> None:
+    """Sample each model, then score it, the real ceiling and blobs once per classifier seed."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", nargs="+", required=True, help="run folders, or reference")
     ap.add_argument("--n", type=int, default=64, help="images a class")

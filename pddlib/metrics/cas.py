@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from pddlib.batches import class_names_of_dataset
 from pddlib.data.transforms import as_uint8
 from pddlib.labels import indices_of
 from pddlib.metrics.classifier import ClassifierConfig, predict, train_classifier
@@ -31,11 +32,6 @@ from pddlib.pixels import to_model
 # image's hue turned: with only the judges' half turned, a palette alone taught it enough for
 # colour blobs to score well above chance (benchmarks/RESULTS.md, CAS).
 CAS_CLASSIFIER = ClassifierConfig(width=16, steps=300, hue_share=1.0)
-
-
-def class_names(ds) -> list[str]:
-    """The class names of a dataset with a ClassLabel "label" column."""
-    return list(ds.features["label"].names)
 
 
 def accuracy_report(predicted: np.ndarray, truth: np.ndarray, names: Sequence[str],
@@ -61,7 +57,7 @@ def cas(generated_uint8: np.ndarray, generated_labels: Sequence[int | str], real
     or indices of real_heldout's classes. Returns accuracy, se, n_test, per_class {class:
     accuracy}, n_test_per_class and n_train_per_class. generator: seeds everything (default 0).
     """
-    names = class_names(real_heldout)
+    names = class_names_of_dataset(real_heldout)
     y = torch.tensor(indices_of(list(generated_labels), names, "the held-out set"), dtype=torch.long)
     x = to_model(as_uint8(generated_uint8, size=config.image_size))
     if len(x) != len(y):
