@@ -48,9 +48,9 @@ def parse_value(field_type: str, text: str):
 def load_data(source: str):
     """The train split of openclipart, a folder, or an npz in openclipart's layout."""
     if source.endswith(".npz"):
-        from pddlib.data import openclipart, stratified_split
+        from pddlib.data import embedded, stratified_split
 
-        ds = openclipart.load(source)
+        ds = embedded.load(source)
         train_rows, _ = stratified_split(list(ds["label"]), list(ds["sha1"]), 0.1, 0)
         return ds.select(train_rows)
     return load_images(source, split="train")

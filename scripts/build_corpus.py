@@ -1,12 +1,13 @@
-"""DRAFT (issue 36, part 1): build a multi-source public-domain corpus with per-image provenance.
+"""Build pdcorpus64, the multi-source public-domain corpus, with per-image provenance.
 
-Four pinned artefacts from the registries this project reaches, each checked against its SHA256:
+Pinned artefacts from the registries this project reaches, each checked against its SHA-256:
 
     source        registry  artefact                               licence decision
     openclipart   Debian    openclipart-svg 1:0.18+dfsg-19         copyright file: CC PD Dedication
     tango         Debian    tango-icon-theme 0.8.90-11             copyright file: public-domain
     kenney        PyPI      arcade 3.3.3 (assets/images/)          images/License.txt: CC0
-    healthicons   npm       healthicons 2.0.0 (public/icons/svg)   README.md: "in the public domain"
+    maki          npm       @mapbox/maki 8.2.0 (icons/)            LICENSE.txt: CC0 1.0 Universal
+    healthicons   npm       healthicons 2.0.0 (public/icons/svg)   opt-in only: licence unclear
 
 Maintainers only: needs dpkg (and apt-get/pip/npm to download), cairosvg (the `build` extra).
 
@@ -14,6 +15,7 @@ Maintainers only: needs dpkg (and apt-get/pip/npm to download), cairosvg (the `b
     python scripts/build_corpus.py --cache DIR --out DIR --download # fetch missing ones first
     python scripts/build_corpus.py ... --survey   # one class per source folder (for choosing)
     python scripts/build_corpus.py ... --classes embedded16   # today's 16 classes, for comparison
+    python scripts/build_corpus.py ... --install  # copy the npz + datasheet into pddlib/data
 
 Findings behind the pins, licence decisions and class map: docs/corpus_sources.md.
 
@@ -21,16 +23,17 @@ Stages: fetch + verify -> extract -> enumerate candidates with a licence decisio
 rasterise every accepted file exactly as scripts/openclipart_builder.py does (SVG rendered at
 longest side 256, composited on white, cropped to the drawing, padded square with a 4 % margin,
 64x64 Lanczos; PNG sprites the same from their pixels), cached per file SHA-1 so a re-run with
-another class map renders nothing -> classes from CLASS_MAP (first matching rule wins) ->
-exact (SHA-1) and near-duplicate removal across all sources (mean abs difference < 0.02 on 16x16
-pixels, the embedded set's rule), in (source priority, class, path) order so Open Clip Art's
+another class map renders nothing -> classes from the class map (first matching rule wins) ->
+exact (SHA-1) and near-duplicate removal across all sources, mirror images included (mean abs
+difference < 0.02 on 16x16 pixels, the embedded set's rule plus mirrors), in (source priority, class, path) order so Open Clip Art's
 images win -> per-class cap (smallest SHA-1 kept) -> outputs in OUT:
 
-    corpus64.npz        images/labels/meta, the layout of pddlib/data/openclipart64.npz
+    pdcorpus64.npz      images/labels/meta, the layout of pddlib/data/openclipart64.npz
     images/, metadata.jsonl   the same rows as a pddlib dataset folder (load_images(OUT) reads it)
     manifest.json       artefacts (name, version, sha256, size), settings, counts per class x
                         source, every skipped file with its reason
-    DATASHEET.md        counts per class and source, licence statements
+    DATASHEET.md        sources, licences, counts per class and source, biases (--install:
+                        pddlib/data/PDCORPUS.md)
     contact_sheet.png   first 16 images of every class (review by eye)
 
 Runs in one process: renders are bounded by SIGALRM, not by a child process.
@@ -43,6 +46,7 @@ import hashlib
 import io
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -64,6 +68,9 @@ import rasterise
 from pddlib.checksums import sha256
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "pddlib" / "data"
+NPZ = "pdcorpus64.npz"  # pddlib.data.embedded.SETS["pdcorpus"]
+DATASHEET = "PDCORPUS.md"
 
 
 # --------------------------------------------------------------------------- pinned artefacts
@@ -106,16 +113,20 @@ ARTEFACTS: dict[str, Artefact] = {a.source: a for a in (
              "arcade/resources/assets/images",
              "CC0 1.0 Universal (Creative Commons Zero)",
              "https://creativecommons.org/publicdomain/zero/1.0/"),
+    Artefact("maki", "npm", "@mapbox/maki", "8.2.0", "mapbox-maki-8.2.0.tgz",
+             "f6e59156521117c311c0e73a6aeef8d5039daea9c7fbe1ff9264e18a3ebec87f", 524739, "package/icons",
+             "CC0 1.0 Universal (Creative Commons Zero)",
+             "https://creativecommons.org/publicdomain/zero/1.0/"),
     Artefact("healthicons", "npm", "healthicons", "2.0.0", "healthicons-2.0.0.tgz",
              "7d29cfc4ffb495319c27b34c9ac96ddc9781c7b3dc3b96eef3d34fe4d3ef9f03", 3260711,
              "package/public/icons/svg/filled",
              "Public Domain (healthicons README)", "https://healthicons.org/about"),
 )}
-SOURCE_ORDER = ("openclipart", "tango", "kenney", "healthicons")  # dedup priority
+SOURCE_ORDER = ("openclipart", "tango", "kenney", "maki", "healthicons")  # dedup priority
 # Built by default. healthicons is not: its README says "public domain" but the package's only
 # LICENSE file is MIT and covers the whole package, icons included (the CC0 statement is on the
 # project's website only), so its licence is unclear by this course's rule; --sources opts in.
-DEFAULT_SOURCES = ("openclipart", "tango", "kenney")
+DEFAULT_SOURCES = ("openclipart", "tango", "kenney", "maki")
 
 # Licence statements that must be present, verbatim, in each artefact (checked at build time).
 STATEMENTS = {
@@ -125,6 +136,7 @@ STATEMENTS = {
               "The icons in this repository are herefore released into the Public Domain."),
     "kenney": ("arcade/resources/assets/images/License.txt",
                "Everything in this package is licensed CC0 (see below)."),
+    "maki": ("package/LICENSE.txt", "CC0 1.0 Universal"),
     "healthicons": ("package/README.md",
                     "These icons are available in the public domain for use in any type of "
                     "project."),
@@ -154,7 +166,7 @@ RASTER_EXT = (".png",)
 ClassMap = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
 KENNEY_ANIMALS = tuple(("kenney", f"enemies/{n}") for n in
                        ("bee", "fish", "frog", "fly", "ladybug", "mouse", "worm"))
-PROPOSED: ClassMap = (
+PDCORPUS: ClassMap = (
     ("mammal", (("openclipart", "animals/mammals/"), ("kenney", "enemies/mouse"))),
     ("animal", (("openclipart", "animals/"), *KENNEY_ANIMALS, ("healthicons", "zoonoses/"))),
     ("food", (("openclipart", "food/"), ("healthicons", "nutrition/"))),
@@ -165,7 +177,8 @@ PROPOSED: ClassMap = (
                ("tango", "actions/go-"), ("tango", "actions/gtk-go"))),
     ("pictogram", (("openclipart", "transportation/aiga-symbols/"),
                    ("openclipart", "signs_and_symbols/map_symbols/"),
-                   ("openclipart", "people/stickmen/"), ("healthicons", "people/"))),
+                   ("openclipart", "people/stickmen/"), ("healthicons", "people/"),
+                   ("maki", ""))),
     ("sign", (("openclipart", "transportation/roadsigns/"), ("openclipart", "transportation/*"),
               ("openclipart", "signs_and_symbols/*"),
               ("openclipart", "signs_and_symbols/hazard/"))),
@@ -230,8 +243,7 @@ EMBEDDED16: ClassMap = (
     ("computer", (("openclipart", "computer/hardware/"), ("tango", "devices/"))),
     ("pictogram", (("openclipart", "transportation/aiga-symbols/"), ("healthicons", "people/"))),
 )
-CLASS_SETS = {"proposed": PROPOSED, "embedded16": EMBEDDED16}
-CLASS_MAP = PROPOSED
+CLASS_SETS = {"pdcorpus": PDCORPUS, "embedded16": EMBEDDED16}
 # Never rendered (known not to make pictures a person can name at 32 px, or generated noise).
 EXCLUDE_PREFIXES = (("openclipart", "shapes/stars/"), ("openclipart", "special/"))
 
@@ -250,7 +262,7 @@ def _match(rel: str, prefix: str) -> bool:
     return rel.startswith(prefix)
 
 
-def class_of(source: str, rel: str, survey: bool, class_map: ClassMap = PROPOSED) -> str | None:
+def class_of(source: str, rel: str, survey: bool, class_map: ClassMap = PDCORPUS) -> str | None:
     """The class of one file, or None when no rule takes it."""
     if any(source == s and rel.startswith(p) for s, p in EXCLUDE_PREFIXES):
         return None
@@ -308,6 +320,7 @@ def extract(a: Artefact, path: Path, dest: Path) -> Path:
     else:
         with tarfile.open(path) as t:
             keep = [m for m in t.getmembers() if m.name in ("package/README.md", "package/LICENSE",
+                    "package/LICENSE.txt",
                     "package/package.json", "package/public/icons/meta-data.json")
                     or m.name.startswith(a.root + "/")]
             t.extractall(dest, keep, filter="data")
@@ -389,6 +402,14 @@ def candidates(source: str, tree: Path) -> list[Candidate]:
                 ok, reason = False, "rejected: no licence decision for this folder"
             out.append(Candidate(source, rel, p, ok, reason, p.stem.replace("_", " "),
                                  "Kenney (kenney.nl)", hashlib.sha1(p.read_bytes()).hexdigest()))
+    elif source == "maki":
+        for p in sorted(root.glob("*.svg")):
+            data = p.read_bytes()
+            ok = b"licen" not in data.lower()
+            reason = (f"{statement}: CC0 1.0 Universal, the package's only licence file"
+                      if ok else "rejected: svg names a licence of its own")
+            out.append(Candidate(source, p.name, p, ok, reason, p.stem.replace("-", " "),
+                                 "Mapbox (Maki)", hashlib.sha1(data).hexdigest()))
     else:  # healthicons
         meta_file = tree / "package/public/icons/meta-data.json"
         titles = {m["path"]: m["title"] for m in json.loads(meta_file.read_text())}
@@ -483,9 +504,16 @@ def render_cached(c: Candidate, s: Settings, cache: Path) -> tuple[np.ndarray | 
     return img, why
 
 
-def near_duplicates(images: np.ndarray, threshold: float, side: int = 16) -> list[tuple[int, int]]:
-    """rasterise.near_duplicates with a preallocated buffer (same result, O(N) fewer copies)."""
+def near_duplicates(images: np.ndarray, threshold: float, side: int = 16,
+                    mirrors: bool = True) -> list[tuple[int, int]]:
+    """rasterise.near_duplicates, mirror images counted as duplicates too (earliest row kept).
+
+    A left-right mirror of a kept drawing is the same drawing to a person (and to a model trained
+    with flips), so a split that holds one in training and its mirror held out leaks; the
+    embedded set's rule missed them (issue 37).
+    """
     feats = rasterise.small_features(images, side)
+    flipped = rasterise.small_features(np.ascontiguousarray(images[:, :, ::-1]), side)
     buf = np.empty_like(feats)
     ids: list[int] = []
     pairs: list[tuple[int, int]] = []
@@ -493,6 +521,8 @@ def near_duplicates(images: np.ndarray, threshold: float, side: int = 16) -> lis
         k = len(ids)
         if k:
             d = np.abs(buf[:k] - feats[j]).mean(axis=1)
+            if mirrors:
+                d = np.minimum(d, np.abs(buf[:k] - flipped[j]).mean(axis=1))
             i = int(np.argmin(d))
             if d[i] < threshold:
                 pairs.append((j, ids[i]))
@@ -516,7 +546,7 @@ def row_of(c: Candidate, cls: str) -> dict:
 
 
 def build(cache: Path, work: Path, s: Settings, survey: bool, allow_download: bool,
-          sources: tuple[str, ...], class_map: ClassMap = PROPOSED,
+          sources: tuple[str, ...], class_map: ClassMap = PDCORPUS,
           ) -> tuple[np.ndarray, list[dict], dict]:
     """Fetch, verify, extract, decide, render, dedupe, cap. Returns (images, rows, manifest)."""
     t0 = time.time()
@@ -569,7 +599,11 @@ def build(cache: Path, work: Path, s: Settings, survey: bool, allow_download: bo
     images = np.stack([it[3] for it in unique])
     dropped = dict(near_duplicates(images, s.near_dup_threshold))
     for j, i in sorted(dropped.items()):
-        kind = "exact duplicate image" if np.array_equal(images[i], images[j]) else "near duplicate"
+        a, b = rasterise.small_features(images[[i, j]]), rasterise.small_features(
+            np.ascontiguousarray(images[[j], :, ::-1]))
+        mirrored = np.abs(a[0] - b[0]).mean() < np.abs(a[0] - a[1]).mean()
+        kind = ("exact duplicate image" if np.array_equal(images[i], images[j]) else
+                "mirror image" if mirrored else "near duplicate")
         cj, ci = unique[j][2], unique[i][2]
         skipped.append((cj.source, cj.rel, f"{kind} of {ci.source}:{ci.rel}"))
     unique = [it for k, it in enumerate(unique) if k not in dropped]
@@ -614,7 +648,7 @@ def build(cache: Path, work: Path, s: Settings, survey: bool, allow_download: bo
 
 
 def write_outputs(out: Path, images: np.ndarray, rows: list[dict], manifest: dict) -> None:
-    """corpus64.npz, images/ + metadata.jsonl, manifest.json, DATASHEET.md, contact sheet."""
+    """pdcorpus64.npz, images/ + metadata.jsonl, manifest.json, DATASHEET.md, contact sheet."""
     out.mkdir(parents=True, exist_ok=True)
     names = manifest["class_names"]
     labels = np.array([names.index(r["label"]) for r in rows], dtype=np.int64)
@@ -622,7 +656,7 @@ def write_outputs(out: Path, images: np.ndarray, rows: list[dict], manifest: dic
             "records": [{k: v for k, v in r.items() if k != "label"} for r in rows],
             "build": {k: v for k, v in manifest.items() if k != "skipped"}}
     blob = np.frombuffer(json.dumps(meta, ensure_ascii=False).encode(), dtype=np.uint8)
-    np.savez_compressed(out / "corpus64.npz", images=images, labels=labels, meta=blob)
+    np.savez_compressed(out / NPZ, images=images, labels=labels, meta=blob)
     with open(out / "metadata.jsonl", "w", encoding="utf-8") as f:
         for r, im in zip(rows, images, strict=True):
             rel = f"images/{r['label'].replace(' ', '_')}/{r['source']}-{r['sha1'][:16]}.png"
@@ -630,7 +664,7 @@ def write_outputs(out: Path, images: np.ndarray, rows: list[dict], manifest: dic
             Image.fromarray(im).save(out / rel, optimize=True)
             f.write(json.dumps({"file_name": rel, **r}, ensure_ascii=False) + "\n")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
-    (out / "DATASHEET.md").write_text(datasheet(manifest), encoding="utf-8")
+    (out / "DATASHEET.md").write_text(datasheet(manifest, rows), encoding="utf-8")
     per = 16
     sheet = Image.new("RGB", (per * 64, len(names) * 64), (128, 128, 128))
     for k in range(len(names)):
@@ -639,22 +673,113 @@ def write_outputs(out: Path, images: np.ndarray, rows: list[dict], manifest: dic
     sheet.save(out / "contact_sheet.png")
 
 
-def datasheet(m: dict) -> str:
-    """Counts per class x source and the licence statements, as markdown."""
+# How each source draws (read from the contact sheets; the counts below are computed).
+STYLES = {
+    "openclipart": "vector clip art from mid-2000s editors: outlines, flat fills and gradients, "
+                   "many authors and styles",
+    "tango": "desktop icons in one shared palette and perspective (GNOME/Tango guidelines)",
+    "kenney": "flat cartoon game sprites (PNG) with thick outlines; several are animation frames "
+              "of the same few characters",
+    "maki": "one-colour black map pictograms drawn on a 15 px grid",
+    "healthicons": "one-colour health pictograms",
+}
+
+
+def datasheet(m: dict, rows: list[dict]) -> str:
+    """The corpus's datasheet: sources and licences, counts per class x source, biases."""
     srcs = [s for s in SOURCE_ORDER if s in m["artefacts"]]
     head = "| class | " + " | ".join(srcs) + " | total |\n|---|" + "---|" * (len(srcs) + 1)
-    rows = "\n".join(f"| {n} | " + " | ".join(str(m["counts"][n].get(s, 0)) for s in srcs)
-                     + f" | {sum(m['counts'][n].values())} |" for n in m["class_names"])
-    arts = "\n".join(f"- `{a['registry_spec']}` ({a['file']}, {a['size']} bytes, SHA256 "
-                     f"`{a['sha256']}`): `{a['licence_statement'][0]}` says "
-                     f"\"{a['licence_statement'][1]}\"" for a in m["artefacts"].values())
+    table = "\n".join(f"| {n} | " + " | ".join(str(m["counts"][n].get(s, 0)) for s in srcs)
+                      + f" | {sum(m['counts'][n].values())} |" for n in m["class_names"])
+    arts = "\n".join(f"- **{src}**: `{a['registry_spec']}` ({a['file']}, {a['size']} bytes, "
+                     f"SHA-256 `{a['sha256']}`); `{a['licence_statement'][0]}` says "
+                     f"\"{a['licence_statement'][1]}\". Style: {STYLES[src]}."
+                     for src, a in m["artefacts"].items())
     skips = "\n".join(f"| {src} | {why} | {n} |" for src, d in m["skip_counts"].items()
                       for why, n in d.items())
-    return (f"# Datasheet: corpus64 (DRAFT, scripts/build_corpus.py)\n\n## Sources\n{arts}\n\n"
-            f"## Counts\n{m['total']} images in {len(m['class_names'])} classes "
-            f"(by source: {m['totals_by_source']}).\n\n{head}\n{rows}\n\n"
-            f"Classes dropped below the minimum: {m['classes_below_minimum'] or 'none'}\n\n"
-            f"## Files not included\n| source | reason | files |\n|---|---|---|\n{skips}\n")
+    total = m["total"]
+    share = ", ".join(f"{src} {n} ({100 * n / total:.0f} %)"
+                      for src, n in sorted(m["totals_by_source"].items(), key=lambda x: -x[1]))
+    styled = [n for n in m["class_names"] if set(m["counts"][n]) - {"openclipart"}
+              and len(m["counts"][n]) == 1]
+    mixed = [n for n in m["class_names"] if len(m["counts"][n]) > 1]
+    authors = Counter(r["author"] for r in rows if r["source"] == "openclipart").most_common(5)
+    n_oca = m["totals_by_source"].get("openclipart", 1)
+    top = ", ".join(f"{a} ({k})" for a, k in authors)
+    top_share = 100 * sum(k for _, k in authors) / n_oca
+    mirrors = sum(n for d in m["skip_counts"].values() for why, n in d.items()
+                  if why.startswith("mirror"))
+    s = m["settings"]
+    return f"""# Datasheet: pdcorpus64 (the multi-source public-domain corpus)
+
+Generated by `scripts/build_corpus.py`; do not edit by hand, rebuild instead:
+
+```
+python scripts/build_corpus.py --cache DIR --out DIR --download --install
+```
+
+## Sources and licences
+Every artefact is pinned by size and SHA-256 (the build refuses any other file) and must still
+carry its licence statement verbatim. Each row records its own decision: `source_url` names the
+registry, package, version and path of the file inside the package; `license`,
+`license_url` and `license_reason` say why it was accepted; `sha1` is the SHA-1 of the file.
+
+{arts}
+
+Per-file rules: an Open Clip Art or Tango SVG whose own RDF metadata or text names another
+licence is rejected; Kenney sprites are taken only from the folders the wheel's licence file
+covers (its excepted and unidentified folders are rejected, listed below); an icon whose SVG
+names a licence of its own is rejected. Not built: Health Icons (npm `healthicons` 2.0.0): its
+README says "public domain" but its only licence file is MIT over the whole package
+(`--sources ...,healthicons` opts in); Temaki (npm `@rapideditor/temaki`): CC0, but its README
+says many icons came from another icon set under other licences.
+
+## How it was built
+Every accepted file rendered as the embedded set is (SVG at longest side {s['render_side']},
+composited on white, cropped to the drawing, padded square with a {s['margin']} margin,
+{s['size']}x{s['size']} Lanczos; sprites the same from their pixels); then exact duplicates (same
+SHA-1) and near duplicates across all sources, mirror images included (mean absolute
+difference below {s['near_dup_threshold']} on 16x16 pixels; {mirrors} mirror images removed),
+first kept in source order ({", ".join(SOURCE_ORDER)}); classes capped at {s['max_per_class']}
+(smallest SHA-1 kept); classes under {s['min_per_class']} dropped.
+
+## Counts
+{total} images in {len(m['class_names'])} classes, from {len(srcs)} sources: {share}.
+
+{head}
+{table}
+
+Classes dropped below the minimum: {m['classes_below_minimum'] or 'none'}.
+
+## Known biases and limits
+- One source dominates: Open Clip Art gives {100 * n_oca / total:.0f} % of the images; its five
+  most frequent authors made {top_share:.0f} % of them ({top}).
+- Some classes are a style more than a thing: `app icon` and `file icon` are desktop-icon
+  styles, and {", ".join(f"`{n}`" for n in styled) or "no class"} \
+{"comes" if len(styled) < 2 else "each come"} from one source other than Open Clip Art, so a
+  classifier can name them by style alone. {len(mixed)} of {len(m['class_names'])} classes mix
+  sources ({", ".join(mixed)}); `pictogram` mixes Open Clip Art's AIGA symbols and stickmen with
+  Maki's black map symbols.
+- Broad classes are heterogeneous: `tool`, `leisure`, `office`, `device` and `animal` gather
+  many kinds of object; a 32 px classifier names them worst (benchmarks/RESULTS.md).
+- Clip-art and icon styles only, all on white: no photographs, textures or scenes.
+- Western and English-language bias: signs, flags, pictograms and symbols follow European and US
+  designs; titles are mostly English.
+- Near-duplicates are removed only up to the threshold above: Kenney's animation frames of the
+  same characters and recoloured variants of one drawing remain, which matters when measuring
+  copying.
+- `flag` and `app icon` are capped; without the cap app icons alone would be a third of the set.
+
+## Intended use
+Teaching and measurement in the PD-Diffusion course: more public-domain images than the
+embedded 16-class set, for "does it learn or copy?" at larger N and for training judges. Not a
+benchmark of image quality, nor evidence about real-world recognition.
+
+## Files not included
+| source | reason | files |
+|---|---|---|
+{skips}
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -666,8 +791,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--download", action="store_true", help="fetch missing artefacts")
     p.add_argument("--survey", action="store_true", help="one class per source folder")
-    p.add_argument("--classes", choices=sorted(CLASS_SETS), default="proposed",
-                   help="proposed: the new class set; embedded16: today's 16 classes")
+    p.add_argument("--classes", choices=sorted(CLASS_SETS), default="pdcorpus",
+                   help="pdcorpus: the corpus's classes; embedded16: the workshop's 16 classes")
+    p.add_argument("--install", action="store_true",
+                   help=f"also copy {NPZ} and its datasheet into pddlib/data (the shipped corpus)")
     p.add_argument("--sources", default=",".join(DEFAULT_SOURCES),
                    help=f"comma-separated, from {','.join(SOURCE_ORDER)}")
     p.add_argument("--max-per-class", type=int, default=d.max_per_class)
@@ -683,6 +810,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     write_outputs(args.out, images, rows, manifest)
+    if args.install:
+        shutil.copyfile(args.out / NPZ, DATA / NPZ)
+        shutil.copyfile(args.out / "DATASHEET.md", DATA / DATASHEET)
+        print(f"installed {DATA / NPZ} and {DATA / DATASHEET}")
     print(json.dumps({"total": manifest["total"], "by_source": manifest["totals_by_source"],
                       "counts": manifest["counts"], "below_min": manifest["classes_below_minimum"],
                       "seconds": manifest["seconds"]}, indent=1))

@@ -20,7 +20,7 @@ import numpy as np
 import openclipart_builder as oca
 from PIL import Image
 
-from pddlib.data.openclipart import FILENAME
+from pddlib.data.embedded import FILENAME
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_BYTES = 10 * 1024 * 1024

@@ -2,7 +2,7 @@
 
 Used by scripts/build_openclipart.py; needs Debian's apt-get/dpkg and cairosvg (the `build`
 extra). It lives outside the runtime package: learners only ever load the built file
-(pddlib.data.openclipart).
+(pddlib.data.embedded).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import rasterise
 
-from pddlib.data.openclipart import SOURCE
+from pddlib.data.embedded import SOURCE
 
 PACKAGE = "openclipart-svg"
 VERSION = "1:0.18+dfsg-19"

@@ -214,6 +214,15 @@ def health_npm(cache: Path, readme: str = HEALTH_README, extra=()) -> Path:
     }, extra)
 
 
+def maki_npm(cache: Path, licence: str = "CC0 1.0 Universal\n\nStatement of Purpose\n") -> Path:
+    cache.mkdir(parents=True, exist_ok=True)
+    return make_npm(cache / bc.ARTEFACTS["maki"].file, {
+        "LICENSE.txt": licence, "package.json": '{"license": "CC0-1.0"}',
+        "icons/bicycle.svg": health_svg("circle"),
+        "icons/own-licence.svg": health_svg(extra="<!-- License: CC BY 4.0 -->"),
+    })
+
+
 def oca_deb(cache: Path, copyright_text: str = OCA_COPYRIGHT) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     svg = "usr/share/openclipart/svg"
@@ -471,7 +480,7 @@ def test_healthicons_rejects_an_icon_naming_its_own_licence(tmp_path):
 # ------------------------------------------------------------------------- opt-in source
 def test_healthicons_is_opt_in_only(capsys):
     assert "healthicons" in bc.SOURCE_ORDER and "healthicons" not in bc.DEFAULT_SOURCES
-    assert set(bc.DEFAULT_SOURCES) == {"openclipart", "tango", "kenney"}
+    assert set(bc.DEFAULT_SOURCES) == {"openclipart", "tango", "kenney", "maki"}
     with pytest.raises(SystemExit) as e:
         bc.main(["--help"])
     assert e.value.code == 0
@@ -508,8 +517,9 @@ def test_healthicons_is_opt_in_only(capsys):
     ("kenney", "tiles/dirt.png", "game sprite"),
     ("healthicons", "people/walking.svg", "pictogram"),
     ("healthicons", "typography/a.svg", None),
+    ("maki", "bicycle.svg", "pictogram"),
 ])
-def test_class_of_proposed_map(source, rel, want):
+def test_class_of_pdcorpus_map(source, rel, want):
     assert bc.class_of(source, rel, survey=False) == want
 
 
@@ -549,6 +559,14 @@ def test_near_duplicates_finds_copies_and_perturbations_not_others():
     assert bc.near_duplicates(np.stack([a, other]), 0.02) == []
 
 
+def test_near_duplicates_count_mirror_images_unless_told_not_to():
+    a, other = _pattern(0), _pattern(1)
+    images = np.stack([a, other, np.ascontiguousarray(a[:, ::-1])])
+    assert rasterise.near_duplicates(images, 0.02) == []  # the embedded set's rule missed them
+    assert bc.near_duplicates(images, 0.02) == [(2, 0)]
+    assert bc.near_duplicates(images, 0.02, mirrors=False) == []
+
+
 # ------------------------------------------------------------------------- end to end
 def check_outputs(out: Path, sources: set[str]) -> tuple[dict, list[dict]]:
     manifest = json.loads((out / "manifest.json").read_text())
@@ -569,7 +587,7 @@ def check_outputs(out: Path, sources: set[str]) -> tuple[dict, list[dict]]:
         assert r["path"].startswith(a.root + "/") and r["license"] == a.license
         assert r["license_reason"] and not r["license_reason"].startswith("rejected")
         assert (out / r["file_name"]).is_file()
-    with np.load(out / "corpus64.npz") as z:
+    with np.load(out / bc.NPZ) as z:
         assert z["images"].shape == (len(rows), 64, 64, 3) and len(z["labels"]) == len(rows)
     return manifest, rows
 
@@ -613,10 +631,11 @@ def test_build_end_to_end_default_sources(tmp_path, monkeypatch):
     pin(monkeypatch, "openclipart", oca_deb(cache))
     pin(monkeypatch, "tango", tango_deb(cache, outside / "outside.svg"))
     pin(monkeypatch, "kenney", kenney_wheel(cache))
+    pin(monkeypatch, "maki", maki_npm(cache))
     # No healthicons artefact in the cache: the default build never asks for it.
     assert bc.main(["--cache", str(cache), "--work", str(tmp_path / "work"), "--out", str(out),
                     "--min-per-class", "1"]) == 0
-    manifest, rows = check_outputs(out, {"openclipart", "tango", "kenney"})
+    manifest, rows = check_outputs(out, {"openclipart", "tango", "kenney", "maki"})
     kept = {(r["source"], r["path"].removeprefix(bc.ARTEFACTS[r["source"]].root + "/")): r
             for r in rows}
     skipped = {(s, rel): why for s, rel, why in manifest["skipped"]}
@@ -641,4 +660,9 @@ def test_build_end_to_end_default_sources(tmp_path, monkeypatch):
     assert kept[("tango", "actions/go-next.svg")]["label"] == "arrow"
     assert kept[("tango", "devices/computer.svg")]["label"] == "device"
     assert kept[("kenney", "cards/cardClubs2.png")]["label"] == "card"
-    assert manifest["totals_by_source"].keys() == {"openclipart", "tango", "kenney"}
+    assert kept[("maki", "bicycle.svg")]["label"] == "pictogram"
+    assert "LICENSE.txt" in kept[("maki", "bicycle.svg")]["license_reason"]
+    assert skipped[("maki", "own-licence.svg")].startswith("rejected")
+    assert manifest["totals_by_source"].keys() == {"openclipart", "tango", "kenney", "maki"}
+    sheet = (out / "DATASHEET.md").read_text()
+    assert "## Known biases and limits" in sheet and "maki" in sheet and "mirror" in sheet

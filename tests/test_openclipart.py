@@ -11,7 +11,8 @@ import pytest
 import rasterise
 from PIL import Image
 
-from pddlib.data import load_images, openclipart
+from pddlib.data import embedded as sets
+from pddlib.data import load_images
 
 ROOT = Path(__file__).resolve().parents[1]
 SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
@@ -37,7 +38,7 @@ def clipart(license_url: str | None, title: str = "An Apple", author: str | None
 @pytest.fixture(scope="module")
 def embedded():
     """(images, labels, meta) straight from the committed .npz."""
-    return openclipart.read_arrays()
+    return sets.read_arrays()
 
 
 @pytest.fixture(scope="module")

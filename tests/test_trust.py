@@ -271,14 +271,14 @@ def test_a_model_folder_carrying_code_is_refused_and_its_code_never_runs(case, m
 def test_the_embedded_set_passes_the_same_licence_check(tmp_path: Path) -> None:
     from openclipart_builder import save
 
-    from pddlib.data import openclipart
+    from pddlib.data import embedded
 
-    images, labels, meta = openclipart.read_arrays()
+    images, labels, meta = embedded.read_arrays()
     records = [dict(r) for r in meta["records"][:12]]
     records[3]["license"] = "CC BY 4.0"  # as if someone edited the file
     path = tmp_path / "edited.npz"
     save(path, images[:12], labels[:12], {**meta, "records": records})
     with pytest.warns(ExcludedRowsWarning,
                       match=r"(?s)11 images kept, 1 excluded.*1 x licence not accepted: line 4"):
-        ds = openclipart.load(str(path))
+        ds = embedded.load(str(path))
     assert len(ds) == 11 and records[3]["sha1"] not in ds["sha1"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from pddlib.data import checks, openclipart
+from pddlib.data import checks, embedded
 from pddlib.data.schema import COLUMNS, METADATA, features
 
 SPLITS = ("train", "heldout")
@@ -82,17 +82,20 @@ def load_images(
     heldout_fraction: float = 0.1,
     seed: int = 0,
 ) -> datasets.Dataset:
-    """Load images from "openclipart" or a scraped folder; split is None, "train" or "heldout"."""
+    """Load an embedded set ("openclipart", "pdcorpus") or a scraped folder; split None/train/heldout."""
     if split is not None and split not in SPLITS:
         raise ValueError(f"split must be None, 'train' or 'heldout', got {split!r}")
-    if str(source) == openclipart.SOURCE:
-        ds = openclipart.load()
+    if str(source) == embedded.SOURCE:
+        ds = embedded.load()
+    elif str(source) in embedded.SETS:
+        ds = embedded.load(str(embedded.data_path(str(source))))
     elif Path(source).is_dir():
         ds = load_folder(Path(source))
     else:
         raise ValueError(
             f"Unknown image source {str(source)!r}: expected 'openclipart' (the embedded "
-            f"public-domain set) or the folder of a scraped dataset (with {METADATA})."
+            "16-class set), 'pdcorpus' (the embedded multi-source corpus) or the folder of a "
+            f"scraped dataset (with {METADATA})."
         )
     if split is None:
         return ds

@@ -1,12 +1,15 @@
-"""The embedded public-domain dataset: Open Clip Art Library 0.18 as Debian ships it.
+"""The embedded public-domain datasets, shipped inside the package and loaded offline.
 
-The loader reads `openclipart64.npz` (built by scripts/build_openclipart.py with
-scripts/openclipart_builder.py, never unpickled).
-Layout of that file, all arrays plain (allow_pickle=False):
+    openclipart  openclipart64.npz  Open Clip Art Library 0.18 as Debian ships it: 16 classes,
+                                    the workshop's set (scripts/build_openclipart.py)
+    pdcorpus     pdcorpus64.npz     four public-domain sources, more images in broader classes
+                                    (scripts/build_corpus.py; datasheet PDCORPUS.md)
+
+Layout of both files, all arrays plain (read with allow_pickle=False, never unpickled):
   images  uint8  (N, 64, 64, 3)   RGB on white, square-padded
   labels  int64  (N,)             index into meta["class_names"]
   meta    uint8  (B,)             UTF-8 JSON: {"class_names": [...], "records": [{schema text
-                                  columns + width, height}, ...], "build": {...}}
+                                  columns + width, height, ...}, ...], "build": {...}}
 """
 
 from __future__ import annotations
@@ -23,23 +26,27 @@ from PIL import Image
 from pddlib.data import checks
 from pddlib.data.schema import features
 
-FILENAME = "openclipart64.npz"
+SETS = {"openclipart": "openclipart64.npz", "pdcorpus": "pdcorpus64.npz"}
+REBUILD = {"openclipart": "python scripts/build_openclipart.py",
+           "pdcorpus": "python scripts/build_corpus.py --cache DIR --out DIR --download --install"}
+FILENAME = SETS["openclipart"]
 SOURCE = "openclipart"
 
 
-def data_path() -> Path:
-    """Path of the embedded dataset file inside the installed package."""
-    return Path(str(resources.files("pddlib.data").joinpath(FILENAME)))
+def data_path(name: str = SOURCE) -> Path:
+    """Path of an embedded dataset file inside the installed package."""
+    return Path(str(resources.files("pddlib.data").joinpath(SETS[name])))
 
 
 @lru_cache(maxsize=2)
 def read_arrays(path: str | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Read (images (N,64,64,3) uint8, labels (N,) int64, meta dict) from the embedded file."""
+    """Read (images (N,64,64,3) uint8, labels (N,) int64, meta dict) from an embedded file."""
     file = Path(path) if path else data_path()
     if not file.is_file():
+        name = next((k for k, v in SETS.items() if v == file.name), SOURCE)
         raise FileNotFoundError(
             f"The embedded dataset {file} is missing. Reinstall pddlib from a full checkout, "
-            "or rebuild it with `python scripts/build_openclipart.py`."
+            f"or rebuild it with `{REBUILD[name]}`."
         )
     with np.load(file, allow_pickle=False) as npz:
         images, labels, meta = npz["images"], npz["labels"], npz["meta"]
@@ -47,7 +54,7 @@ def read_arrays(path: str | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
 
 
 def load(path: str | None = None) -> datasets.Dataset:
-    """Return the embedded clip-art set as a `datasets.Dataset` with the common schema."""
+    """Return an embedded set (default: the clip art) as a `datasets.Dataset`, common schema."""
     # Encoding 1 000+ images into Arrow takes a second or two; do it once per process and hand
     # out fresh views, so a caller's set_format/set_transform never reaches the next caller.
     cached = build_dataset(path)
