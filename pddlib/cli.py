@@ -96,7 +96,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
                    help="classifier-free guidance scale")
     p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=SCHEDULER_HELP)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", default="openclipart", help="real images: openclipart or a folder")
+    p.add_argument("--data", default="openclipart", help="real images: openclipart, pdcorpus or a folder")
     p.add_argument("--prefetch-weights", action="store_true",
                    help="download the FID Inception weights into the torch cache and exit")
 
@@ -130,7 +130,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
 def add_train(sub: argparse._SubParsersAction) -> None:
     """Register `pddlib train`: train a UNet preset on the embedded set or a scraped folder."""
     p = sub.add_parser("train", help="train a diffusion UNet (resumable)")
-    p.add_argument("--data", default="openclipart", help="openclipart or a scraped folder")
+    p.add_argument("--data", default="openclipart", help="openclipart, pdcorpus or a scraped folder")
     p.add_argument("--preset", default="cpu-latent",
                    help="cpu-latent (the course recipe), cpu-reference (the long reference run), "
                         "cpu-tiny (pixels), colab-t4 or gpu-base")

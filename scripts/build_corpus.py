@@ -760,8 +760,9 @@ Classes dropped below the minimum: {m['classes_below_minimum'] or 'none'}.
   classifier can name them by style alone. {len(mixed)} of {len(m['class_names'])} classes mix
   sources ({", ".join(mixed)}); `pictogram` mixes Open Clip Art's AIGA symbols and stickmen with
   Maki's black map symbols.
-- Broad classes are heterogeneous: `tool`, `leisure`, `office`, `device` and `animal` gather
-  many kinds of object; a 32 px classifier names them worst (benchmarks/RESULTS.md).
+- Broad classes are heterogeneous: they follow the libraries' folders, so `tool`, `leisure`,
+  `office`, `device`, `sign`, `shape` and `animal` gather many kinds of object (a truck filed
+  under transportation is a `sign`); a 32 px classifier names them worst (benchmarks/RESULTS.md).
 - Clip-art and icon styles only, all on white: no photographs, textures or scenes.
 - Western and English-language bias: signs, flags, pictograms and symbols follow European and US
   designs; titles are mostly English.
