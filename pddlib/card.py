@@ -25,12 +25,14 @@ from pddlib.provenance import (
     licence_counts,
     read_manifest,
     read_metrics,
+    record_metrics,
     source_counts,
     verify_manifest,
 )
 from pddlib.recipes import RUNTIME_FIELDS
 
 WEIGHTS_LICENSE = "cc0-1.0"  # default licence of the weights: as free as the data they learned
+LOOKED_KEY = "looked"  # metrics.json entry: a person's per-class verdict, kept across re-renders
 LOAD = 'PDDiffusionPipeline.from_pretrained("<this folder or Hub repo>")'
 # Settings the card leaves out: the model shape (shown above the table) and the runtime fields
 # (checkpoints, sample grids), which say nothing about the weights; but max_steps does: how long
@@ -38,7 +40,7 @@ LOAD = 'PDDiffusionPipeline.from_pretrained("<this folder or Hub repo>")'
 SKIPPED_SETTINGS = ("model", *(f for f in RUNTIME_FIELDS if f != "max_steps"))
 
 
-def card_metadata(rows: list[dict], config: dict, license: str) -> str:
+def card_metadata(config: dict, license: str) -> str:
     """The card's YAML front matter (Hugging Face model card metadata)."""
     from huggingface_hub import ModelCardData
 
@@ -47,7 +49,9 @@ def card_metadata(rows: list[dict], config: dict, license: str) -> str:
         license=license, library_name="diffusers",
         # The Hub has no tag for class-conditional generation: none rather than a wrong one.
         pipeline_tag=None if cond else "unconditional-image-generation",
-        datasets=sorted(source_counts(rows)) or None,
+        # `datasets:` takes Hub dataset identifiers; the training sources (openclipart, commons,
+        # ...) are not, so the card names them in its Training data section instead.
+        datasets=None,
         tags=["pd-diffusion", "public-domain", "diffusers", "pytorch",
               "class-conditional" if cond else "unconditional", "image-generation"],
     )
@@ -174,7 +178,27 @@ def best_class(classes: list[str], metrics: dict) -> str | None:
     return max(known, key=known.get) if known else (classes[0] if classes else None)
 
 
-def usage_section(license: str, example: str | None = None, load: str = LOAD) -> list[str]:
+def copying_line(metrics: dict) -> str:
+    """The Limitations line on copying, from the recorded copy guard (boilerplate when unmeasured)."""
+    guard = (metrics.get("replication") or {}).get("pdcopy")
+    if not isinstance(guard, dict) or "above_fraction" not in guard:
+        return ("- Samples can come close to training images; copying is not measured yet "
+                "(`pddlib.metrics.measure_replication`): check with "
+                "`pddlib.metrics.check_copies` before presenting a sample as new work.")
+    above, background = guard["above_fraction"], guard["background_above_fraction"]
+    verdict = ("more than twice that: it reproduces training images, so treat a sample as "
+               "a possible copy until `pddlib.metrics.check_copies` and a look at its nearest "
+               "training image say otherwise" if above > 2 * background else
+               "within twice that: about as often as the data set repeats itself; still check "
+               "a sample with `pddlib.metrics.check_copies` before presenting it as new work")
+    return (f"- Copying, as recorded: the copy guard (pdcopy) flagged {above:.0%} of "
+            f"{guard['n']} samples as at least as close to a training image as {background:.0%} "
+            f"of the training images come to another one; {verdict}. A copy is still a "
+            "public-domain image.")
+
+
+def usage_section(license: str, example: str | None = None, load: str = LOAD,
+                  metrics: dict | None = None) -> list[str]:
     """Markdown lines on how to use the model, what for, its limits, and the licence."""
     return ["## How to use", "", "```python", "import torch",
             "from pddlib.pipeline import PDDiffusionPipeline", "",
@@ -183,6 +207,10 @@ def usage_section(license: str, example: str | None = None, load: str = LOAD) ->
                                    f'guidance_scale={DEFAULT_GUIDANCE}, ' if example else "") +
             "num_inference_steps=25, generator=torch.Generator().manual_seed(0)).images",
             "```", "",
+            ("`model_index.json` names `PDDiffusionPipeline`, which lives in `pddlib` (the "
+             "PD-Diffusion course's package, `pip install` it from the course repository): "
+             "diffusers' own `DiffusionPipeline.from_pretrained` cannot load this folder "
+             "without it. pddlib never runs code that comes with a model folder."), "",
             "## Intended use", "",
             ("Learning and teaching how diffusion models work; a small, fully documented "
              "baseline for experiments on sampling, evaluation and memorisation; small "
@@ -190,12 +218,11 @@ def usage_section(license: str, example: str | None = None, load: str = LOAD) ->
              "agreement is an upper bound, so look at samples of a class before relying on "
              "it)."), "",
             "## Limitations", "",
-            ("- A small model trained briefly on a few thousand images or fewer: samples are "
-             "low-resolution and often not recognisable; it is not a general image generator."),
+            ("- A small model trained from scratch on a few thousand images or fewer: samples "
+             "are low-resolution, and only the classes the Evaluation and a person's look "
+             "vouch for are drawn recognisably; it is not a general image generator."),
             "- It reflects its training data: the clip art's styles, subjects and gaps.",
-            ("- Samples can come close to training images (see Evaluation, replication); a "
-             "closer copy is still a public-domain image, but check with "
-             "`pddlib.metrics.check_copies` before presenting a sample as new work."),
+            copying_line(metrics or {}),
             "- Metrics computed with the course's classifiers (FD-pdshape, FD-pdcls) are not FID.",
             "", "## What you may do with the weights and the outputs", "",
             f"The weights are released under `{license}`"
@@ -268,16 +295,22 @@ def build_card(model_dir: str | Path, *, license: str = WEIGHTS_LICENSE,
     lines += data_section(rows) + training_section(config, compute_used(model_dir))
     metrics = read_metrics(model_dir)
     lines += metrics_section(metrics)
+    looked = looked or (metrics.get(LOOKED_KEY) or {}).get("text")
     if looked:
         lines += ["## Looked at, class by class", "", looked, ""]
-    lines += usage_section(license, example or best_class(classes, metrics), load)
+    lines += usage_section(license, example or best_class(classes, metrics), load, metrics)
     if reproduce:
         lines += ["## Reproduce", "", "```bash", reproduce, "```", ""]
-    return "---\n" + card_metadata(rows, config, license) + "\n---\n\n" + "\n".join(lines)
+    return "---\n" + card_metadata(config, license) + "\n---\n\n" + "\n".join(lines)
 
 
 def write_card(model_dir: str | Path, **kw) -> Path:
-    """Write (or rewrite) the model card in a trained model folder; return its path."""
+    """Write (or rewrite) the model card in a trained model folder; return its path.
+
+    A `looked` verdict is recorded in metrics.json, so a later re-render without one keeps it.
+    """
+    if kw.get("looked"):
+        record_metrics(model_dir, {LOOKED_KEY: {"text": kw["looked"]}})
     return atomic_write(Path(model_dir) / runs.CARD, build_card(model_dir, **kw))
 
 
