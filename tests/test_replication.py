@@ -62,16 +62,33 @@ def test_random_samples_are_not_flagged(train) -> None:
     assert check_copies(samples, train, space="pixel").ok
 
 
-def test_background_counts_duplicates_in_the_training_set(train) -> None:
-    dup = np.concatenate([train, train[2:3]])  # row 12 duplicates row 2
-    rep = replication(random_images(3, seed=3), dup, spaces=("pixel",))["pixel"]
-    bg = rep.background
-    assert bg.distance.shape == (13, 2)
-    assert bg.index[2, 0] == 12 and bg.index[12, 0] == 2  # never itself
-    assert rep.background_ratio_fraction == pytest.approx(2 / 13)
-    assert rep.summary()["background_above_fraction"] == pytest.approx(2 / 13)
+def test_duplicate_training_rows_are_compared_once(train) -> None:
+    dup = np.concatenate([train, train[2:3], train[5:6, :, ::-1]])  # rows 12, 13 repeat 2 and 5
+    report = replication(np.stack([train[2], random_images(1, seed=3)[0]]), dup,
+                         spaces=("pixel",))
+    rep = report["pixel"]
+    assert report.duplicates == 2 and report.summary()["duplicate_training_rows"] == 2
+    assert "2 training rows repeat" in str(report)
+    assert rep.background.distance.shape == (12, 2)  # the 12 distinct images, none against itself
+    assert not np.isin(rep.background.index, [12, 13]).any()
+    # The copy of row 2: nearest is row 2 at distance 0, second is another drawing, not its twin.
+    assert rep.neighbours.index[0, 0] == 2 and rep.neighbours.distance[0, 1] > 0
     sub = replication(random_images(3, seed=3), dup, spaces=("pixel",), background_max=5)
     assert len(sub["pixel"].background.distance) == 5
+
+
+def test_ten_percent_duplicates_do_not_blind_the_calibrated_guard() -> None:
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    dup = np.concatenate([base, base[:4]])  # 4 of 44 rows repeat: about 10 %
+    copies = np.clip(base[10:14].astype(int) + rng.integers(-6, 7, (4, 8, 8, 3)), 0, 255)
+    samples = np.concatenate([copies.astype(np.uint8), random_images(4, seed=9)])
+    rep = replication(samples, dup, spaces=("pixel",), thresholds={"pixel": None})["pixel"]
+    clean = replication(samples, base, spaces=("pixel",), thresholds={"pixel": None})["pixel"]
+    assert rep.threshold == pytest.approx(clean.threshold) and rep.threshold < 0.99
+    # The faint copies are flagged; new random images only at the calibrated background rate.
+    assert (rep.neighbours.similarity[:4] > rep.threshold).all()
+    assert rep.neighbours.index[:4, 0].tolist() == [10, 11, 12, 13]
 
 
 def test_check_copies_flags_the_copy_only(train) -> None:
@@ -139,5 +156,7 @@ def test_the_metrics_never_draw() -> None:
 def test_bad_input_gives_one_clear_message(train) -> None:
     with pytest.raises(ValueError, match="unknown spaces"):
         replication(train[:1], train, spaces=("ssim",))
-    with pytest.raises(ValueError, match="at least two training images"):
+    with pytest.raises(ValueError, match="at least two distinct training images"):
         replication(train[:1], train[:1])
+    with pytest.raises(ValueError, match="at least two distinct training images"):
+        replication(train[:1], np.stack([train[0], train[0, :, ::-1]]))  # one image and its mirror

@@ -8,7 +8,8 @@ each training row counts at the closer of itself and its mirror image.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -26,6 +27,10 @@ class Neighbours:
     distance: np.ndarray  # 0 = identical; pixel: RMS difference, features: 1 - cosine
     flipped: np.ndarray  # bool: the mirror image of the training row was the closer one
 
+    def in_rows(self, rows: np.ndarray) -> Neighbours:
+        """The same neighbours with training indices mapped through rows (a subset's own rows)."""
+        return replace(self, index=rows[self.index])
+
     @property
     def similarity(self) -> np.ndarray:
         """Similarity to the nearest training image (N,): 1 - distance."""
@@ -39,6 +44,26 @@ class Neighbours:
         d1, d2 = self.distance[:, 0], self.distance[:, 1]
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(d1 == 0, 0.0, d1 / d2)
+
+
+def distinct_rows(images: np.ndarray, flips: bool = True) -> np.ndarray:
+    """Rows of the first of each group of identical images (N, H, W, 3); with flips, mirrors too.
+
+    A training set that holds an image twice would make its nearest and second-nearest match
+    the same picture (ratio 1) and count each copy as the other's near-duplicate, so the
+    replication scores compare against distinct images only.
+    """
+    seen: set[bytes] = set()
+    keep = []
+    for i, im in enumerate(images):
+        key = hashlib.sha1(im.tobytes()).digest()
+        if key in seen:
+            continue
+        seen.add(key)
+        if flips:
+            seen.add(hashlib.sha1(np.ascontiguousarray(im[:, ::-1]).tobytes()).digest())
+        keep.append(i)
+    return np.asarray(keep, dtype=np.int64)
 
 
 def take(images, rows: list[int]):

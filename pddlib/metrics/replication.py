@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from pddlib.data.transforms import as_uint8
-from pddlib.metrics.neighbours import Neighbours, neighbours_in, take
+from pddlib.metrics.neighbours import Neighbours, distinct_rows, neighbours_in, take
 from pddlib.metrics.spaces import get_space, replication_spaces
 
 RATIO = 1 / 3  # Gu et al.: nearest / second-nearest distance below this counts as memorised
@@ -115,6 +115,7 @@ class ReplicationReport:
 
     spaces: dict[str, SpaceReport]
     skipped: dict[str, str] = field(default_factory=dict)
+    duplicates: int = 0  # training rows identical to an earlier one (or its mirror): not compared
 
     def __getitem__(self, space: str) -> SpaceReport:
         if space not in self.spaces:
@@ -125,6 +126,8 @@ class ReplicationReport:
     def summary(self) -> dict:
         """{space: scores} plus the skipped spaces, JSON-able."""
         out: dict = {s: r.summary() for s, r in self.spaces.items()}
+        if self.duplicates:
+            out["duplicate_training_rows"] = self.duplicates
         if self.skipped:
             out["skipped"] = dict(self.skipped)
         return out
@@ -137,6 +140,9 @@ class ReplicationReport:
                          f"{r.above_fraction:8.3f} {r.threshold:5.2f} "
                          f"{r.background_ratio_fraction:21.3f} {r.background_above_fraction:19.3f}")
         lines += [f"{s}: skipped ({why})" for s, why in self.skipped.items()]
+        if self.duplicates:
+            lines.append(f"{self.duplicates} training rows repeat an earlier image (or its "
+                         "mirror) and were compared once")
         return "\n".join(lines)
 
 
@@ -185,18 +191,22 @@ def replication(
     its weights are cached; a space asked for that cannot run here (sscd not cached) is skipped
     with the reason in `report.skipped`. thresholds: {space: similarity} instead of the space's
     own. background: also score up to background_max training images (a seeded sample) against
-    the rest of the training set.
+    the rest of the training set. Training rows that repeat an earlier image exactly (or its
+    mirror, with flips) are compared once (`report.duplicates` counts them); indices in the
+    report are rows of the whole training set.
     """
     queries = as_uint8(samples)
     if len(queries) == 0:
         raise ValueError("replication() needs at least one generated image.")
     train_u8 = as_uint8(train, size=queries.shape[1])
-    if len(train_u8) < 2:
-        raise ValueError("replication() needs at least two training images (nearest and second).")
+    distinct = distinct_rows(train_u8, flips)
+    if len(distinct) < 2:
+        raise ValueError("replication() needs at least two distinct training images (nearest "
+                         "and second).")
     spaces = chosen_spaces(spaces)
     thr = {s: get_space(s).threshold for s in spaces} | (thresholds or {})
     calibrate = any(thr.get(s) is None for s in spaces)
-    rows = background_rows(len(train_u8), background_max, seed) if background or calibrate else None
+    rows = background_rows(len(distinct), background_max, seed) if background or calibrate else None
     reports, skipped = {}, {}
     for space in spaces:
         missing = get_space(space).missing()
@@ -204,8 +214,9 @@ def replication(
             skipped[space] = missing
             warnings.warn(f"{space.upper()} skipped: {missing}", stacklevel=2)
             continue
-        nb, bg = neighbours_in(space, queries, train_u8, flips=flips, k=k, background_rows=rows,
-                               progress=progress)
+        nb, bg = neighbours_in(space, queries, train_u8[distinct], flips=flips, k=k,
+                               background_rows=rows, progress=progress)
+        nb, bg = nb.in_rows(distinct), bg.in_rows(distinct) if bg is not None else None
         threshold = calibrated_threshold(bg) if thr.get(space) is None else thr[space]
         reports[space] = SpaceReport(space, threshold, nb, bg if background else None)
-    return ReplicationReport(reports, skipped)
+    return ReplicationReport(reports, skipped, len(train_u8) - len(distinct))
