@@ -209,8 +209,8 @@ def usage_section(license: str, example: str | None = None, load: str = LOAD,
             "```", "",
             ("`model_index.json` names `PDDiffusionPipeline`, which lives in `pddlib` (the "
              "PD-Diffusion course's package, `pip install` it from the course repository): "
-             "diffusers' own `DiffusionPipeline.from_pretrained` cannot load this folder "
-             "without it. pddlib never runs code that comes with a model folder."), "",
+             "diffusers' generic `DiffusionPipeline` loader cannot load this folder without "
+             "it. pddlib never runs code that comes with a model folder."), "",
             "## Intended use", "",
             ("Learning and teaching how diffusion models work; a small, fully documented "
              "baseline for experiments on sampling, evaluation and memorisation; small "
