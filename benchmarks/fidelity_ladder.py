@@ -33,8 +33,6 @@ from pddlib.metrics.prdc import knn_radii
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.reference import resolve_model
 
-REAL: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # judge -> held-out features, labels
-
 
 def class_coverage(real: np.ndarray, real_labels: np.ndarray, fake: np.ndarray,
                    fake_labels: np.ndarray, k: int = 3, *, same_set: bool = False
@@ -56,9 +54,12 @@ def class_coverage(real: np.ndarray, real_labels: np.ndarray, fake: np.ndarray,
     return float(inside.any(1).double().mean()), float(inside.any(0).double().mean())
 
 
-def scores(images: np.ndarray, labels: np.ndarray, thresholds: list[float], *,
-           same_set: bool = False) -> dict:
-    """{judge: {"agreement": (rate, se), "p>=t": (rate, se), ...}} for uint8 images."""
+def scores(images: np.ndarray, labels: np.ndarray, thresholds: list[float],
+           real: dict[str, tuple[np.ndarray, np.ndarray]], *, same_set: bool = False) -> dict:
+    """{judge: {"agreement": (rate, se), "p>=t": (rate, se), ...}} for uint8 images.
+
+    real: {judge: (held-out features, labels)}, what class precision and coverage compare with.
+    """
     out = {}
     for name in JUDGE_NAMES:
         pred, probs = classify(images, judge=name)
@@ -66,12 +67,12 @@ def scores(images: np.ndarray, labels: np.ndarray, thresholds: list[float], *,
         rates = {"agreement": pred == labels, **{f"p>={t:g}": p_asked >= t for t in thresholds}}
         out[name] = {k: (float(v.mean()), float(np.sqrt(v.mean() * (1 - v.mean()) / len(v))))
                      for k, v in rates.items()}
-        real, real_labels = REAL[name]
-        precision, coverage = class_coverage(real, real_labels,
+        held, held_labels = real[name]
+        precision, coverage = class_coverage(held, held_labels,
                                              extract_features(images, name, progress=False), labels,
                                              same_set=same_set)
         out[name]["class precision"] = (precision, float(np.sqrt(precision * (1 - precision) / len(labels))))
-        out[name]["class coverage"] = (coverage, float(np.sqrt(coverage * (1 - coverage) / len(real))))
+        out[name]["class coverage"] = (coverage, float(np.sqrt(coverage * (1 - coverage) / len(held))))
     return out
 
 
@@ -88,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     held = load_images("openclipart", split="heldout")
     real, y = as_uint8(held, size=32), np.asarray(held["label"])
-    for name in JUDGE_NAMES:
-        REAL[name] = (extract_features(real, name, progress=False), y)
+    held_features = {name: (extract_features(real, name, progress=False), y)
+                     for name in JUDGE_NAMES}
     results = {}
     for model in [*args.model, *args.models]:
         name = Path(model).name
@@ -104,10 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             np.savez_compressed(saved, images=images, labels=np.asarray(labels))
         class_grid(images, labels, len(pipe.class_names)).save(args.out / f"{name}.png")
         results[name] = scores(images, label_indices([pipe.class_names[i] for i in labels]),
-                               args.thresholds)
+                               args.thresholds, held_features)
         print(name, json.dumps(results[name]), flush=True)
-    results["real held-out"] = scores(real, y, args.thresholds, same_set=True)
-    results["colour blobs"] = scores(colour_blobs(real), y, args.thresholds)
+    results["real held-out"] = scores(real, y, args.thresholds, held_features, same_set=True)
+    results["colour blobs"] = scores(colour_blobs(real), y, args.thresholds, held_features)
     (args.out / "scores.json").write_text(json.dumps(results, indent=1))
     for judge in JUDGE_NAMES:
         keys = list(next(iter(results.values()))[judge])

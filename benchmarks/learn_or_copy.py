@@ -70,9 +70,7 @@ def pair_distance(space: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     distance = DISTANCE_FNS[get_space(space).distance]
     va, vb = (space_vectors(space, x, cache=False, progress=False) for x in (a, b))
     vf = space_vectors(space, np.ascontiguousarray(b[:, :, ::-1]), cache=False, progress=False)
-    d = torch.stack([distance(va[i:i + 1], vb[i:i + 1])[0, 0] for i in range(len(a))])
-    df = torch.stack([distance(va[i:i + 1], vf[i:i + 1])[0, 0] for i in range(len(a))])
-    return torch.minimum(d, df).float().numpy()
+    return torch.minimum(distance(va, vb).diagonal(), distance(va, vf).diagonal()).float().numpy()
 
 
 def median_ci(x: np.ndarray, rng: np.random.Generator, n_boot: int = 1000) -> list[float]:
