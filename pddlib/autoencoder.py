@@ -16,12 +16,14 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
 from pddlib import runs
 from pddlib.folders import RECOPY, REINSTALL, check_autoencoder, loaded
+from pddlib.pixels import to_model, to_uint8
 from pddlib.precision import default_device
 from pddlib.progress import progress_bar
 
@@ -114,6 +116,11 @@ def decode(vae: AutoencoderKL, z: torch.Tensor, batch_size: int = 64) -> torch.T
     out = [vae.decode(b.to(vae.device, vae.dtype) / vae.config.scaling_factor).sample
            for b in z.split(batch_size)]
     return torch.cat(out).float()
+
+
+def roundtrip(vae: AutoencoderKL, images_uint8: np.ndarray) -> np.ndarray:
+    """Images (N, S, S, 3) uint8 encoded and decoded: the softening every latent sample carries."""
+    return to_uint8(decode(vae, encode(vae, to_model(images_uint8))))
 
 
 def autoencoder_folder(name_or_folder: str | Path) -> Path:

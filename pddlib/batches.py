@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, fields
 
 import datasets
@@ -77,16 +76,6 @@ def class_names_of_dataset(dataset: datasets.Dataset) -> list[str]:
             "A conditional model needs a 'label' ClassLabel column (common schema); "
             "use pddlib.data.load_images(...) or train with conditional=False.")
     return list(feature.names)
-
-
-def dataset_fingerprint(dataset: datasets.Dataset) -> str:
-    """Short hash of the dataset's identity (sha1 column, labels), to refuse a wrong resume."""
-    h = hashlib.sha1()
-    for col in ("sha1", "label"):
-        if col in dataset.column_names:
-            h.update(json.dumps(list(dataset[col])).encode())
-    h.update(str(len(dataset)).encode())
-    return h.hexdigest()[:16]
 
 
 def step_generator(seed: int, step: int, stream: str = "step") -> torch.Generator:

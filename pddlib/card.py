@@ -28,6 +28,7 @@ from pddlib.provenance import (
     record_metrics,
     source_counts,
     verify_manifest,
+    verify_provenance,
 )
 from pddlib.recipes import RUNTIME_FIELDS
 
@@ -145,9 +146,14 @@ def data_section(rows: list[dict]) -> list[str]:
                "until they are removed and the model is retrained")
     lines = ["## Training data", "",
              (f"{len(rows)} images. The full list, one row per image (title, source, URL, "
-              "author, licence, licence URL, why the licence was accepted, sha1), is "
+              "author, licence, licence URL, why the licence was accepted, the source file's "
+              "sha1, class, and the SHA-1 of the pixels trained on), is "
               f"[`{runs.MANIFEST}`]({runs.MANIFEST}). Verified with "
-              f"`pddlib.provenance.verify_manifest`: {verdict}."), "",
+              f"`pddlib.provenance.verify_manifest`: {verdict}. "
+              "`pddlib.provenance.verify_provenance(folder, data)` also recomputes every "
+              "image's hashes from the images and checks the list against the trainer's "
+              f"fingerprint of its data ([`{runs.DATASET_RECORD}`]({runs.DATASET_RECORD}))."),
+             "",
              "| source | images |", "|---|---|"]
     lines += [f"| {s} | {n} |" for s, n in source_counts(rows).items()]
     lines += ["", "| licence | images |", "|---|---|"]
@@ -331,15 +337,15 @@ def publish(model_dir: str | Path, repo_id: str, *, token: str | None = None,
             private: bool = False) -> str:
     """Upload a model folder (weights, card, manifest, metrics; no checkpoints) to the HF Hub.
 
-    Refuses to publish a model whose manifest fails verification. Needs internet and a token
+    Refuses to publish a model whose provenance fails verification (verify_provenance). Needs internet and a token
     (`hf auth login` or HF_TOKEN). Returns the repository URL.
     """
     from huggingface_hub import HfApi
 
-    failures = verify_manifest(read_manifest(model_dir))
-    if failures:
-        raise ValueError(f"Not publishing: {len(failures)} manifest rows fail the public-domain "
-                         f"check, e.g. {failures[0]}. Remove those images and retrain.")
+    problems = verify_provenance(model_dir)
+    if problems:
+        raise ValueError(f"Not publishing: {len(problems)} provenance problems, e.g. "
+                         f"{problems[0]}. Remove those images and retrain.")
     write_card(model_dir)
     api = HfApi(token=token)
     url = api.create_repo(repo_id, private=private, exist_ok=True)

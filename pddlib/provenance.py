@@ -3,17 +3,23 @@ record, the measurements.
 
 Every `pddlib train` output folder holds (names in pddlib.runs)
   provenance/manifest.jsonl   one row per training image: where it came from and under which
-                              licence, with the reason that licence was accepted, and its sha1;
+                              licence, with the reason that licence was accepted, its sha1 (of
+                              the source file), its class and the SHA-1 of its decoded pixels;
+  provenance/dataset.json     the trainer's fingerprint of the data it trained on (the one its
+                              checkpoints carry), with the class names;
   provenance/compute.jsonl    one row per training session: device, processes, start step;
   metrics.json                measurements written by `pddlib eval` and `measure_replication`;
-and the model card built from them (pddlib.card). So the claim "these weights were trained on
-public-domain images only" can be checked by anyone with the folder:
-`verify_manifest(read_manifest(folder))` returns the rows that fail.
+and the model card built from them (pddlib.card); a latent model's vae/ carries its
+autoencoder's manifest too. So the claim "these weights were trained on public-domain images
+only" can be checked by anyone with the folder: `verify_manifest(read_manifest(folder))` returns
+the rows whose licence decision fails, and `verify_provenance(folder, data)` also recomputes each
+image's hashes from the images themselves and the data fingerprint from the manifest.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -21,22 +27,67 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import datasets
+import numpy as np
+from PIL import Image
+
 from pddlib import runs
+from pddlib.autoencoder import autoencoder_folder
 from pddlib.data.checks import row_problems
+from pddlib.data.load import load_images
 from pddlib.data.schema import TEXT_COLUMNS
 from pddlib.files import atomic_write
 
-MANIFEST_FIELDS = TEXT_COLUMNS  # every text column of the common schema
+# Every text column of the common schema, the class name, and the SHA-1 of the decoded pixels
+# (`sha1` is the source file's: an embedded set ships thumbnails, not its source files).
+MANIFEST_FIELDS = (*TEXT_COLUMNS, "label", "pixels_sha1")
 
 # ---------------------------------------------------------------- the manifest
 
 
+def pixels_sha1(image: Image.Image) -> str:
+    """SHA-1 of an image's decoded RGB pixels and size: the picture, whatever file holds it."""
+    rgb = np.asarray(image.convert("RGB"))
+    return hashlib.sha1(repr(rgb.shape).encode() + rgb.tobytes()).hexdigest()
+
+
+def fingerprint_of(columns: list[list], n: int) -> str:
+    """Short hash of a dataset's identifying columns (sha1s, label indices) and its length."""
+    h = hashlib.sha1()
+    for values in columns:
+        h.update(json.dumps(list(values)).encode())
+    h.update(str(n).encode())
+    return h.hexdigest()[:16]
+
+
+def dataset_fingerprint(dataset) -> str:
+    """Short hash of the dataset's identity (sha1 column, labels), to refuse a wrong resume."""
+    return fingerprint_of([dataset[c] for c in ("sha1", "label") if c in dataset.column_names],
+                          len(dataset))
+
+
+def class_names(dataset) -> list[str]:
+    """The dataset's class names (none without a ClassLabel `label` column)."""
+    feature = dataset.features.get("label") if hasattr(dataset, "features") else None
+    return list(getattr(feature, "names", []) or [])
+
+
 def manifest_rows(dataset) -> list[dict]:
     """One manifest row per image of a dataset with the common schema (missing columns: "")."""
-    cols = {c: list(dataset[c]) if c in dataset.column_names else [""] * len(dataset)
-            for c in MANIFEST_FIELDS}
-    return [{c: "" if cols[c][i] is None else str(cols[c][i]) for c in MANIFEST_FIELDS}
-            for i in range(len(dataset))]
+    text = [c for c in MANIFEST_FIELDS if c not in ("label", "pixels_sha1")]
+    cols = {c: list(dataset[c]) if c in dataset.column_names else [""] * len(dataset) for c in text}
+    names = class_names(dataset)
+    labels = [names[y] for y in dataset["label"]] if names else [""] * len(dataset)
+    pixels = [pixels_sha1(im) for im in dataset["image"]]
+    return [{**{c: "" if cols[c][i] is None else str(cols[c][i]) for c in text},
+             "label": labels[i], "pixels_sha1": pixels[i]} for i in range(len(dataset))]
+
+
+def write_dataset_record(out_dir: str | Path, dataset, **extra) -> Path:
+    """Write provenance/dataset.json: the data's fingerprint (as checkpoints carry it), its classes."""
+    record = {"fingerprint": dataset_fingerprint(dataset), "images": len(dataset),
+              "class_names": class_names(dataset), **extra}
+    return atomic_write(Path(out_dir) / runs.DATASET_RECORD, json.dumps(record, indent=1) + "\n")
 
 
 def write_manifest(out_dir: str | Path, dataset) -> Path:
@@ -58,8 +109,6 @@ def read_manifest(model_dir: str | Path) -> list[dict]:
 
 def training_images(model_dir: str | Path, data="openclipart"):
     """The training images a model folder's manifest lists, from `data` (a source or dataset)."""
-    from pddlib.data import load_images
-
     wanted = [r["sha1"] for r in read_manifest(model_dir)]
     ds = load_images(data) if isinstance(data, (str, Path)) else data
     where = {s: i for i, s in enumerate(ds["sha1"])}
@@ -102,6 +151,101 @@ def verify_manifest(rows: list[dict]) -> list[ManifestFailure]:
     return out
 
 
+def verify_images(rows: list[dict], data) -> list[ManifestFailure]:
+    """Recompute each listed image's hashes from the image itself; return the rows that differ.
+
+    data: a dataset (or source name) holding the images. `pixels_sha1` is recomputed from the
+    decoded pixels for every source; `sha1` from the file's bytes where the dataset reads the
+    image from a file (a scraped folder, whose sha1 is that file's; an embedded set ships
+    thumbnails, so its sha1, of the source SVG, is checked by its builder against the package).
+    """
+    ds = load_images(data) if isinstance(data, (str, Path)) else data
+    where = {s: i for i, s in enumerate(ds["sha1"])}
+    files = ds.cast_column("image", datasets.Image(decode=False))["image"]
+    out = []
+    for i, row in enumerate(rows):
+        j, problems = where.get(row.get("sha1")), []
+        if j is None:
+            problems.append("its sha1 matches no image of the data given")
+        elif not row.get("pixels_sha1"):
+            problems.append("no pixels_sha1 recorded (a manifest from before pddlib recorded it): "
+                            "retrain, or rewrite it with write_manifest(folder, dataset)")
+        elif pixels_sha1(ds[j]["image"]) != row["pixels_sha1"]:
+            problems.append("its pixels differ from those recorded (pixels_sha1)")
+        path = files[j].get("path") if j is not None else None
+        if path and Path(path).is_file() and file_sha1(Path(path)) != row["sha1"]:
+            problems.append(f"the file {path} does not hash to the recorded sha1")
+        if problems:
+            out.append(ManifestFailure(i, row.get("title", ""), row.get("sha1", ""), tuple(problems)))
+    return out
+
+
+def file_sha1(path: Path) -> str:
+    """SHA-1 of a file's bytes (how a scraper identifies what it downloaded)."""
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def verify_fingerprint(model_dir: str | Path) -> list[str]:
+    """The manifest against the trainer's records of its data (dataset.json, the last checkpoint)."""
+    folder = Path(model_dir)
+    rows = read_manifest(folder)
+    path = folder / runs.DATASET_RECORD
+    if not path.is_file():
+        return [f"{path} is missing: the folder has no record of the data it trained on to check "
+                "the manifest against (pddlib train writes one); retrain to get one"]
+    record = json.loads(path.read_text("utf-8"))
+    names = record.get("class_names") or []
+    unknown = sorted({r.get("label", "") for r in rows} - set(names)) if names else []
+    if unknown:
+        return [f"{runs.MANIFEST} lists classes {unknown} that {path.name} does not record"]
+    columns = [[r["sha1"] for r in rows]] + ([[names.index(r["label"]) for r in rows]] if names else [])
+    ours = fingerprint_of(columns, len(rows))
+    recorded = {runs.DATASET_RECORD: record.get("fingerprint")}
+    ckpt = runs.latest_checkpoint(folder)
+    if ckpt is not None:
+        state = json.loads((ckpt / runs.CHECKPOINT_STATE).read_text("utf-8"))
+        recorded[f"{ckpt.relative_to(folder).as_posix()}/{runs.CHECKPOINT_STATE}"] = state.get("dataset")
+    return [f"{runs.MANIFEST} fingerprints to {ours}, but {where} records {fp}: the manifest does "
+            "not list the images this model was trained on" for where, fp in recorded.items() if fp != ours]
+
+
+def autoencoder_manifest(model_dir: str | Path) -> Path | None:
+    """The manifest of a latent model's autoencoder (its vae/ copy, else the shipped one it names)."""
+    folder = Path(model_dir)
+    if (folder / runs.VAE).is_dir():
+        return folder / runs.VAE / runs.MANIFEST
+    name = runs.read_config(folder).get("autoencoder") if (folder / runs.CONFIG_FILE).is_file() else None
+    return autoencoder_folder(name) / runs.MANIFEST if name else None
+
+
+def verify_provenance(model_dir: str | Path, data=None) -> list[str]:
+    """Every check of a model folder's provenance, one line per problem (none: the claim holds).
+
+    The licence decision of every row of its manifest and its autoencoder's; the manifest against
+    the trainer's fingerprint of its data; with `data` (a dataset or source name holding the
+    images), every image's hashes recomputed from the image itself.
+    """
+    folder = Path(model_dir)
+    manifests = {runs.MANIFEST: read_manifest(folder)}
+    vae = autoencoder_manifest(folder)
+    problems = verify_fingerprint(folder)
+    if vae is not None and not vae.is_file():
+        problems.append(f"{vae} is missing: the autoencoder this latent model decodes with has "
+                        "no record of its training images; retrain it with pddlib")
+    elif vae is not None:
+        manifests[str(vae.relative_to(folder) if vae.is_relative_to(folder) else vae)] = read_manifest(vae)
+    for name, rows in manifests.items():
+        failures = verify_manifest(rows) + (verify_images(rows, data) if data is not None else [])
+        problems += [f"{name} {f}" for f in failures]
+    return problems
+
+
+def passes_per_image(model_dir: str | Path) -> float:
+    """How often training saw each image, on average: steps x batch size / training images."""
+    config = runs.read_config(model_dir)
+    return config["max_steps"] * config["batch_size"] / len(read_manifest(model_dir))
+
+
 def licence_counts(rows: list[dict]) -> dict[str, int]:
     """{licence: number of training images}, most common first."""
     return dict(Counter(r.get("license") or "(none)" for r in rows).most_common())
@@ -138,6 +282,7 @@ def write_provenance(out_dir: str | Path, dataset, *, device="cpu", processes: i
                      start_step: int = 0, mixed_precision: str = "no") -> None:
     """What the trainer calls when it opens an output folder: the manifest and the compute row."""
     write_manifest(out_dir, dataset)
+    write_dataset_record(out_dir, dataset)
     record_compute(out_dir, device=device, processes=processes, start_step=start_step,
                    mixed_precision=mixed_precision)
 

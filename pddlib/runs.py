@@ -39,6 +39,7 @@ SAMPLES = "samples"
 PROVENANCE = "provenance"
 MANIFEST = f"{PROVENANCE}/manifest.jsonl"
 COMPUTE = f"{PROVENANCE}/compute.jsonl"
+DATASET_RECORD = f"{PROVENANCE}/dataset.json"  # the trainer's fingerprint of its data
 METRICS = "metrics.json"
 CARD = "README.md"
 CHECKSUMS = "checksums.json"  # size and SHA-256 of each file, written with them

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import datasets
@@ -21,7 +22,7 @@ from diffusers import AutoencoderKL, UNet2DModel
 from diffusers.training_utils import EMAModel
 
 from pddlib import runs
-from pddlib.autoencoder import load_autoencoder, training_record
+from pddlib.autoencoder import autoencoder_folder, load_autoencoder, training_record
 from pddlib.checkpoint import (
     checkpoint_folders,
     load_checkpoint,
@@ -113,6 +114,10 @@ def save_pipeline(out_dir: Path, unet: UNet2DModel, ema: EMAModel, config: Train
     if vae is not None:  # the autoencoder's own provenance travels with it
         record = json.dumps(training_record(config.autoencoder), indent=1) + "\n"
         (out_dir / runs.VAE / runs.TRAINING_RECORD).write_text(record, encoding="utf-8")
+        manifest = autoencoder_folder(config.autoencoder) / runs.MANIFEST
+        if manifest.is_file():
+            (out_dir / runs.VAE / runs.PROVENANCE).mkdir(exist_ok=True)
+            shutil.copyfile(manifest, out_dir / runs.VAE / runs.MANIFEST)
     write_record(out_dir, files_under(out_dir, PIPELINE_PARTS))
 
 

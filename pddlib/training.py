@@ -26,7 +26,6 @@ from pddlib.batches import (
     Batch,
     TrainingData,
     class_names_of_dataset,
-    dataset_fingerprint,
     draw_batch,
     training_data,
 )
@@ -36,6 +35,7 @@ from pddlib.noise import immiscible_order
 from pddlib.objectives import Objective, objective_for
 from pddlib.precision import choose_precision, current_hardware, precision_message
 from pddlib.progress import progress_bar
+from pddlib.provenance import dataset_fingerprint
 from pddlib.recipes import TrainConfig, learning_rate
 from pddlib.saving import (
     TrainingDiverged,

@@ -75,6 +75,14 @@ def test_publish_refuses_a_failing_manifest(model, tmp_path) -> None:
         card.publish(bad, "someone/model")  # fails before any network call
 
 
+def test_publish_refuses_a_list_edited_after_training(model, tmp_path) -> None:
+    edited = shutil.copytree(model, tmp_path / "edited")
+    rows = pv.read_manifest(edited)[1:]  # one image dropped: every remaining licence is fine
+    (edited / "provenance" / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match="does not list the images this model was trained on"):
+        card.publish(edited, "someone/model")
+
+
 def test_the_cards_example_asks_for_the_class_the_model_draws_best(folder) -> None:
     classes = card.build_card(folder).split("Classes: ")[1].split(".")[0].split(", ")
     assert f'class_labels="{classes[0]}"' in card.build_card(folder)  # nothing measured yet

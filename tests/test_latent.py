@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from test_training import synthetic_dataset
@@ -19,6 +22,7 @@ from pddlib.autoencoder import (
     train_autoencoder,
 )
 from pddlib.data import to_tensor
+from pddlib.folders import check_pipeline
 from pddlib.models import TINY
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.recipes import tiny_config
@@ -115,6 +119,27 @@ def test_a_latent_run_carries_its_autoencoders_provenance_into_the_card(data, ae
     assert "latent diffusion" in card and "on the synthetic" in card
 
 
+def test_a_latent_models_autoencoder_manifest_travels_with_it_and_is_verified(data, ae_dir,
+                                                                             tmp_path) -> None:
+    from pddlib.provenance import verify_provenance, write_manifest
+
+    bare = tmp_path / "bare"  # an autoencoder folder without a manifest
+    train(tiny_config(model=LATENT_UNET, autoencoder=str(ae_dir), max_steps=2), data, bare)
+    (problem,) = verify_provenance(bare, data)
+    assert "vae/provenance/manifest.jsonl is missing" in problem
+    ae = tmp_path / "ae"
+    shutil.copytree(ae_dir, ae)
+    write_manifest(ae, data)
+    run = tmp_path / "run"
+    train(tiny_config(model=LATENT_UNET, autoencoder=str(ae), max_steps=2), data, run)
+    assert (run / "vae" / "provenance" / "manifest.jsonl").read_text() == \
+        (ae / "provenance" / "manifest.jsonl").read_text()
+    assert verify_provenance(run, data) == []
+    assert check_pipeline(run, full=True).recorded > 0
+    record = json.loads((run / "checksums.json").read_text())["files"]
+    assert "vae/provenance/manifest.jsonl" in record  # an edit to the copy is caught as damage
+
+
 def test_the_autoencoder_loss_is_the_reconstruction_error_plus_the_weighted_kl(data) -> None:
     from pddlib.autoencoder import autoencoder_loss, build_autoencoder
 
@@ -162,3 +187,19 @@ def test_a_course_autoencoder_is_trained_once_with_its_record_and_manifest(tmp_p
     trained_autoencoder(replace(TINY_AE, seed=1), root=tmp_path)
     assert (other / "training.json").is_file()
     assert "Training an autoencoder" in capsys.readouterr().out
+
+
+def test_a_roundtrip_through_the_autoencoder_softens_images_as_a_latent_sample_is() -> None:
+    from pddlib.autoencoder import roundtrip
+    from pddlib.data import load_images
+    from pddlib.data.transforms import as_uint8
+
+    vae = load_autoencoder("pd-ae32")
+    held = as_uint8(load_images("openclipart", split="heldout").select(range(16)), size=32)
+    out = roundtrip(vae, held)
+    assert out.dtype == np.uint8 and out.shape == held.shape
+    rms = np.sqrt((((out.astype(float) - held) / 255) ** 2).mean())
+    assert 0 < rms < 0.1  # changed (softened), yet the same drawings
+    sharp = np.abs(np.diff(held.astype(float), axis=2)).mean()
+    soft = np.abs(np.diff(out.astype(float), axis=2)).mean()
+    assert soft < sharp  # fewer hard edges: what pixel distance punishes a sample for

@@ -18,7 +18,13 @@ from pddlib.cli import main as cli
 from pddlib.data import load_images
 from pddlib.models import CLASS_NAMES_KEY
 from pddlib.pipeline import PDDiffusionPipeline
-from pddlib.provenance import manifest_rows, read_manifest, read_metrics, verify_manifest
+from pddlib.provenance import (
+    manifest_rows,
+    read_manifest,
+    read_metrics,
+    verify_manifest,
+    verify_provenance,
+)
 from pddlib.reference import check_shipped, shipped_folder, weights_tag
 from pddlib.runs import UNET_WEIGHTS
 
@@ -64,7 +70,7 @@ def test_the_shipped_files_prove_whole_against_their_record(offline_runs, capsys
     assert shipped == (f"{shipped_folder()}: shipped weights, a pipeline: its parts, configs and "
                        "weight headers check out, and the 5 files its record lists match in size "
                        "and SHA-256")
-    assert copy.startswith(f"{offline_runs}/pd-reference-") and "the 8 files" in copy
+    assert copy.startswith(f"{offline_runs}/pd-reference-") and "the 9 files" in copy  # vae/ holds pd-ae32 with its manifest
     assert cli(["check", "--model", str(shipped_folder())]) == 0
     assert capsys.readouterr().out.splitlines() == [shipped]
 
@@ -73,6 +79,8 @@ def test_its_manifest_is_the_embedded_train_split_every_row_public_domain() -> N
     rows = read_manifest(shipped_folder())
     assert rows == manifest_rows(load_images("openclipart", split="train"))
     assert not verify_manifest(rows)
+    # Its images' hashes recomputed, its data fingerprint, and pd-ae32's manifest (issue 37).
+    assert verify_provenance(shipped_folder(), "openclipart") == []
 
 
 def test_the_card_names_the_licence_the_data_and_the_measurements_truthfully() -> None:
