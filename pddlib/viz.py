@@ -229,6 +229,22 @@ def image_rows(rows: dict[str, torch.Tensor | Sequence[Image.Image]],
     return fig
 
 
+def learn_or_copy_chart(results: list[dict], spaces: Sequence[str] = ("pixel", "pdcopy")
+                        ) -> NotebookFigure:
+    """pddlib.learn_or_copy's four distances against N, one panel per space, 95 % intervals as bars."""
+    fig, axes = new_figure(1, len(spaces), panel=(4.6, 3.2))
+    n = [r["N"] for r in results]
+    for ax, space in zip(axes.flat, spaces, strict=True):
+        for measure, style in (("between", "o-"), ("unpaired", "x:"), ("own", "s--"),
+                               ("other", "^--")):
+            med, low, high = np.array([r[space][measure] for r in results]).T
+            ax.errorbar(n, med, yerr=[med - low, high - med], fmt=style, capsize=2, label=measure)
+        ax.set(xscale="log", xlabel="training images per model (N)", title=f"{space} space",
+               ylabel="distance (median over the noises)")
+    axes[0, 0].legend(fontsize=8)
+    return fig
+
+
 def split_grid(grid: Image.Image, n: int, nrow: int | None = None, pad: int = 2) -> list[Image.Image]:
     """The n images of a grid saved by `pil_grid` (the trainer's sample grids), in order."""
     nrow = nrow or math.ceil(math.sqrt(n))

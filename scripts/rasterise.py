@@ -13,6 +13,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 from PIL import Image
 
+from pddlib.data.dedup import small_features
+
 # CSS absolute units in px at 96 dpi, the resolution cairosvg and browsers use.
 UNITS_PX = {"": 1.0, "px": 1.0, "pt": 96 / 72, "pc": 16.0, "in": 96.0, "cm": 96 / 2.54,
             "mm": 96 / 25.4, "em": 16.0, "ex": 8.0}
@@ -152,15 +154,6 @@ def blank_fraction(image: Image.Image, threshold: int = 250) -> float:
     """Fraction of (near-)white pixels of an image, in [0, 1]."""
     a = np.asarray(image.convert("RGB"))
     return float((a >= threshold).all(axis=2).mean())
-
-
-def small_features(images: np.ndarray, side: int = 16) -> np.ndarray:
-    """(N, H, W, 3) uint8 -> (N, side*side*3) float32 in [0, 1]: box-downsampled pixels."""
-    n, h, w, _ = images.shape
-    if h % side or w % side:
-        raise ValueError(f"image size {h}x{w} is not a multiple of {side}")
-    x = images.astype(np.float32).reshape(n, side, h // side, side, w // side, 3).mean((2, 4))
-    return (x / 255.0).reshape(n, -1)
 
 
 def near_duplicates(images: np.ndarray, threshold: float = 0.02,

@@ -306,6 +306,18 @@ def test_class_agreement_takes_names_or_indices(clipart) -> None:
         metrics.class_agreement(sub.select([0]), ["unicorn"])
 
 
+def test_confident_agreement_is_agreement_held_to_a_confidence_and_blobs_fail_it(clipart) -> None:
+    _, held = clipart
+    sub = held.select(range(48))
+    plain = metrics.class_agreement(sub, sub["label"])
+    assert metrics.confident_agreement(sub, sub["label"], threshold=0.0) == 1.0
+    strict = metrics.confident_agreement(sub, sub["label"])  # p >= 0.9
+    assert 0 < strict < plain  # below plain agreement on real images, yet not 0
+    assert metrics.confident_agreement(sub, sub["label"], threshold=0.5) <= plain
+    blobs = anchors.colour_blobs(sub, seed=0)  # each image's colours, no shape
+    assert metrics.confident_agreement(blobs, sub["label"]) <= 0.1
+
+
 def test_fd_ranks_heldout_below_blurred_below_noise(clipart, train_features, tmp_path,
                                                     monkeypatch) -> None:
     _, held = clipart

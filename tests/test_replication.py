@@ -160,3 +160,10 @@ def test_bad_input_gives_one_clear_message(train) -> None:
         replication(train[:1], train[:1])
     with pytest.raises(ValueError, match="at least two distinct training images"):
         replication(train[:1], np.stack([train[0], train[0, :, ::-1]]))  # one image and its mirror
+
+
+def test_the_pixel_threshold_is_calibrated_on_the_training_sets_own_background(train) -> None:
+    report = replication(random_images(4, seed=5), train, spaces=("pixel",), background_max=None)
+    r = report["pixel"]
+    assert r.threshold == pytest.approx(np.quantile(r.background.similarity, 0.9))
+    assert r.background_above_fraction == pytest.approx(0.1, abs=1 / len(train))

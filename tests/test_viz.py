@@ -117,3 +117,16 @@ def test_slider_when_a_frontend_is_attached(monkeypatch: pytest.MonkeyPatch) -> 
     assert slider.value == 20 and seen == [20]
     slider.value = 30
     assert seen == [20, 30]
+
+
+def test_the_learn_or_copy_chart_has_a_panel_per_space_and_a_line_per_measure() -> None:
+    point = {m: [0.2, 0.1, 0.3] for m in ("between", "unpaired", "own", "other")}
+    results = [{"N": n, "pixel": point, "pdcopy": point} for n in (16, 128, 1024)]
+    fig = viz.learn_or_copy_chart(results)
+    axes = visible_axes(fig)
+    assert [ax.get_title() for ax in axes] == ["pixel space", "pdcopy space"]
+    for ax in axes:
+        assert ax.get_xscale() == "log"
+        assert [t.get_text() for t in axes[0].get_legend().get_texts()] == \
+            ["between", "unpaired", "own", "other"]
+        assert list(ax.lines[0].get_xdata()) == [16, 128, 1024]

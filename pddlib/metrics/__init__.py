@@ -27,6 +27,7 @@ from pddlib.metrics.frechet import (
 from pddlib.metrics.judge import (
     agreement_by_class,
     class_agreement,
+    confident_agreement,
     classify,
     per_class_agreement,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "cas",
     "check_copies",
     "class_agreement",
+    "confident_agreement",
     "classify",
     "degradation_anchors",
     "evaluate_model",

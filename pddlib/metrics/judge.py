@@ -233,6 +233,25 @@ def per_class_agreement(images, requested_labels: Sequence[int | str], *,
     return agreement_by_class(*agreements(images, requested_labels, judge=judge), judge)
 
 
+# The confidence at which agreement stopped saturating on the recorded ladder of models
+# (benchmarks/fidelity_ladder.py): at 0.9 it still ordered one recipe's checkpoints.
+CONFIDENT = 0.9
+
+
+def confident_agreement(images, requested_labels: Sequence[int | str], *,
+                        threshold: float = CONFIDENT, judge: str = DEFAULT_JUDGE) -> float:
+    """Fraction of images whose requested class the judge gives a probability >= threshold.
+
+    Plain agreement saturates on good models (the judge names the class of a typical outline
+    whatever its quality); at a high confidence it keeps ordering checkpoints of one recipe.
+    """
+    want = label_indices(list(requested_labels), judge)
+    _, probs = classify(images, judge=judge)
+    if len(probs) != len(want):
+        raise ValueError(f"got {len(probs)} images but {len(want)} requested labels")
+    return float((probs[np.arange(len(want)), want] >= threshold).mean()) if len(want) else float("nan")
+
+
 def class_agreement(images, requested_labels: Sequence[int | str], *,
                     judge: str = DEFAULT_JUDGE) -> float:
     """Fraction of images that the judge assigns to the requested class (names or indices)."""

@@ -20,4 +20,7 @@ def extractor(device: torch.device) -> Extractor:
 
 
 # Pixels only catch near-exact copies: a softened or shifted copy on white is already far away.
-SPACE = FeatureSpace("pixel", extractor, distance="rms", threshold=0.95, replication=True)
+# No fixed threshold: a fixed one (0.95 once) flagged nothing, obvious copies included, because
+# how close two drawings on white come depends on the collection; so it is calibrated on each
+# training set's own background, as pdcopy's is.
+SPACE = FeatureSpace("pixel", extractor, distance="rms", replication=True)
