@@ -1,10 +1,11 @@
-"""pdcopy: a copy-detection descriptor trained on the embedded set, offline (like SSCD, smaller).
+"""pdcopy: a copy-detection descriptor trained on public-domain clip art, offline (like SSCD, smaller).
 
 A small ResNet (the pdshape judge's body) whose unit-length output puts an image and its altered
 copies (fainter, softened, blurred, shifted, mirrored, recoloured a little) close together and
-different drawings apart: trained by scripts/train_copy_detector.py on the train split only,
-shipped as pdcopy.safetensors with pdcopy.json (its training record). It is the feature space
-"pdcopy" (SPACE), the space of the copy guard.
+different drawings apart: trained by scripts/train_copy_detector.py on corpus images outside the
+workshop's 16-class set (the guard calibrates on and measures that set's images), shipped as
+pdcopy.safetensors with pdcopy.json (its training record). It is the feature space "pdcopy"
+(SPACE), the space of the copy guard.
 """
 
 from __future__ import annotations
