@@ -27,8 +27,8 @@ from pddlib.metrics.frechet import (
 from pddlib.metrics.judge import (
     agreement_by_class,
     class_agreement,
-    confident_agreement,
     classify,
+    confident_agreement,
     per_class_agreement,
 )
 from pddlib.metrics.kid import kid_from_features, mmd2_unbiased
