@@ -241,7 +241,9 @@ def learn_or_copy_chart(results: list[dict], spaces: Sequence[str] = ("pixel", "
             ax.errorbar(n, med, yerr=[med - low, high - med], fmt=style, capsize=2, label=measure)
         ax.set(xscale="log", xlabel="training images per model (N)", title=f"{space} space",
                ylabel="distance (median over the noises)")
-    axes[0, 0].legend(fontsize=8)
+        ax.set_xticks(n, [str(v) for v in n])  # the N measured, not powers of ten
+        ax.minorticks_off()
+    axes[0, -1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))  # off the data
     return fig
 
 
