@@ -132,7 +132,8 @@ def test_a_run_records_its_files_and_a_copy_proves_whole(latent, tmp_path, capsy
     record = json.loads((folder / "checksums.json").read_text())["files"]
     assert set(record) == {"model_index.json", "train_config.json", "scheduler/scheduler_config.json",
                            "unet/config.json", UNET_WEIGHTS, "vae/config.json",
-                           "vae/diffusion_pytorch_model.safetensors", "vae/training.json"}
+                           "vae/diffusion_pytorch_model.safetensors", "vae/training.json",
+                           "vae/provenance/manifest.jsonl"}  # pd-ae32's own training images
     weights = (folder / UNET_WEIGHTS).read_bytes()
     assert record[UNET_WEIGHTS] == {"size": len(weights),
                                     "sha256": hashlib.sha256(weights).hexdigest()}
@@ -142,7 +143,7 @@ def test_a_run_records_its_files_and_a_copy_proves_whole(latent, tmp_path, capsy
     assert cli.main(["check", "--model", str(folder)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == [f"{folder}: a pipeline: its parts, configs and weight headers check out, and "
-                   "the 8 files its record lists match in size and SHA-256",
+                   "the 9 files its record lists match in size and SHA-256",
                    f"{folder / STEP2}: a checkpoint: its parts, configs and weight headers check "
                    "out, and the 5 files its record lists match in size and SHA-256"]
     assert check_folder(folder / STEP2).kind == "checkpoint"
