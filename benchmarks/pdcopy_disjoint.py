@@ -7,8 +7,8 @@
 pdcopy used to be trained on the workshop's train split, the very images the guard calibrates
 its threshold on (issue 37). This scores both descriptors on the course's known cases, each
 against its own training set, with the threshold calibrated on that set's background
-(check_copies' default): samples of notebook 06's 16-image model (runs/06-n16-75edeed0: it
-copies) and held-out images against the same 16; the reference model's samples (it copies) and
+(check_copies' default): samples of notebook 06's former 16-image model (copy_guard.py's
+recipe, trained if missing: it copies) and held-out images against the same 16; the reference model's samples (it copies) and
 the course model's against the train split, beside the held-out control (training images' twins
 and mirror images left out; for the latent models' comparison, passed through pd-ae32 as their
 samples are). Samples are drawn once and cached in OUT; OUT/pdcopy-TAG.json gets flag rates
@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+from copy_guard import CONFIG  # a sibling script: benchmarks/ is on sys.path
 
 from pddlib.autoencoder import load_autoencoder, roundtrip
 from pddlib.data import load_images
@@ -33,17 +35,22 @@ from pddlib.metrics import check_copies, generate_samples
 from pddlib.metrics.rates import wilson_interval
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.reference import resolve_model
+from pddlib.trained import course_model, course_run_dir
+from pddlib.training import train
 
-MODELS = {"16-image model": "runs/06-n16-75edeed0", "reference": "reference",
-          "course model": "runs/course-cpu-latent-cond-0dde06b7"}
+
+def sixteen_image_model(sixteen) -> PDDiffusionPipeline:
+    """Notebook 06's former 16-image model (benchmarks/copy_guard.py's recipe), trained if missing."""
+    run = course_run_dir(CONFIG).with_name("06-n16-" + course_run_dir(CONFIG).name[-8:])
+    train(CONFIG, sixteen, run, resume=True)
+    return PDDiffusionPipeline.from_run(run)
 
 
-def samples(name: str, out: Path, n: int) -> np.ndarray:
-    """n samples of a model (cached): Euler ancestral 25, guidance 4 when conditional, seed 0."""
+def samples(name: str, load, out: Path, n: int) -> np.ndarray:
+    """n samples of load() (cached in out): Euler ancestral 25, guidance 4 if conditional, seed 0."""
     path = out / f"samples-{name.replace(' ', '-')}.npz"
     if not path.is_file():
-        pipe = PDDiffusionPipeline.from_run(resolve_model(MODELS[name]))
-        images, _ = generate_samples(pipe, n, steps=25, seed=0, progress=False)
+        images, _ = generate_samples(load(), n, steps=25, seed=0, progress=False)
         np.savez_compressed(path, images=images)
     return np.load(path)["images"]
 
@@ -71,11 +78,15 @@ def main() -> None:
     held32 = as_uint8(held, size=32)
     held32 = held32[duplicates_in(held32, as_uint8(split, size=32)) < 0]
     held16 = as_uint8(held, size=16)
+    reference = partial(PDDiffusionPipeline.from_run, resolve_model("reference"))
     checks = {
-        "16-image model's samples vs its 16": check_copies(samples("16-image model", args.out, 64), sixteen),
+        "16-image model's samples vs its 16": check_copies(
+            samples("16-image model", partial(sixteen_image_model, sixteen), args.out, 64), sixteen),
         "held-out vs the same 16": check_copies(held16, sixteen),
-        "reference's samples vs train": check_copies(samples("reference", args.out, 256), split),
-        "course model's samples vs train": check_copies(samples("course model", args.out, 256), split),
+        "reference's samples vs train": check_copies(
+            samples("reference", reference, args.out, 256), split),
+        "course model's samples vs train": check_copies(  # notebook 03's, trained if missing
+            samples("course model", partial(course_model, True, False), args.out, 256), split),
         "control (held-out through pd-ae32) vs train": check_copies(
             roundtrip(load_autoencoder("pd-ae32"), held32), split)}
     result = {name: flagged(c) for name, c in checks.items()}
