@@ -226,6 +226,8 @@ def verify_provenance(model_dir: str | Path, data=None) -> list[str]:
     images), every image's hashes recomputed from the image itself.
     """
     folder = Path(model_dir)
+    if isinstance(data, (str, Path)):  # loaded once for both manifests
+        data = load_images(data)
     manifests = {runs.MANIFEST: read_manifest(folder)}
     vae = autoencoder_manifest(folder)
     problems = verify_fingerprint(folder)
