@@ -141,6 +141,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--objective",
                    help="what the UNet learns to predict: a name in pddlib.objectives (e.g. "
                         "v_prediction, epsilon, flow; default: the preset's)")
+    p.add_argument("--unlabelled", metavar="SOURCE",
+                   help="also train on SOURCE's images (e.g. pdcorpus) without a class: those "
+                        "that are not, and do not duplicate, any --data image")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--seed", type=int, default=0)
 
@@ -160,8 +163,13 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                              **objective_class(args.objective).config_defaults)
         config = recipe(args.preset, **overrides)
         # Train on the train split: the held-out images stay unseen for evaluation.
-        result = train(config, load_images(args.data, split="train"), args.out,
-                       resume=args.resume)
+        data = load_images(args.data, split="train")
+        if args.unlabelled:
+            from pddlib.data.unlabelled import outside, with_unlabelled
+
+            extra = outside(load_images(args.unlabelled), load_images(args.data))
+            data = with_unlabelled(data, extra)
+        result = train(config, data, args.out, resume=args.resume)
         card = write_card(args.out)  # after training: a card problem never stops a run
         print(f"trained {result.step} steps into {result.out_dir} (loss {result.loss:.4f}, "
               f"{result.images_per_second:.1f} img/s); model card {card}")

@@ -36,6 +36,7 @@ from pddlib.autoencoder import autoencoder_folder
 from pddlib.data.checks import row_problems
 from pddlib.data.load import load_images
 from pddlib.data.schema import TEXT_COLUMNS
+from pddlib.data.unlabelled import UNLABELLED, with_unlabelled
 from pddlib.files import atomic_write
 
 # Every text column of the common schema, the class name, and the SHA-1 of the decoded pixels
@@ -77,7 +78,9 @@ def manifest_rows(dataset) -> list[dict]:
     text = [c for c in MANIFEST_FIELDS if c not in ("label", "pixels_sha1")]
     cols = {c: list(dataset[c]) if c in dataset.column_names else [""] * len(dataset) for c in text}
     names = class_names(dataset)
-    labels = [names[y] for y in dataset["label"]] if names else [""] * len(dataset)
+    # An unlabelled row (label -1, pddlib.data.unlabelled) has no class: "" (never names[-1]).
+    labels = [names[y] if names and y >= 0 else "" for y in dataset["label"]] \
+        if "label" in dataset.column_names else [""] * len(dataset)
     pixels = [pixels_sha1(im) for im in dataset["image"]]
     return [{**{c: "" if cols[c][i] is None else str(cols[c][i]) for c in text},
              "label": labels[i], "pixels_sha1": pixels[i]} for i in range(len(dataset))]
@@ -107,17 +110,50 @@ def read_manifest(model_dir: str | Path) -> list[dict]:
     return [json.loads(ln) for ln in path.read_text("utf-8").splitlines() if ln.strip()]
 
 
-def training_images(model_dir: str | Path, data="openclipart"):
-    """The training images a model folder's manifest lists, from `data` (a source or dataset)."""
+# Where a manifest's images are looked up by default: the workshop set, then the corpus that a
+# model may also have trained on without a class (pddlib.data.unlabelled).
+EMBEDDED_SETS = ("openclipart", "pdcorpus")
+
+
+def as_sources(data) -> tuple:
+    """`data` as a tuple of datasets and source names (one given alone, or a sequence)."""
+    return (data,) if isinstance(data, (str, Path, datasets.Dataset)) else tuple(data)
+
+
+def find_images(sha1s: list[str], data=EMBEDDED_SETS) -> tuple[datasets.Dataset, list[str]]:
+    """The images with these sha1s from `data` (a dataset, a source name, or a sequence of them,
+    each image from the first that holds it), and the sha1s none holds.
+
+    With several sources, the rows a later one adds follow those of the first, labelled
+    UNLABELLED: their classes are another set's.
+    """
+    parts, missing = [], list(sha1s)
+    for d in as_sources(data):
+        if not missing:
+            break
+        ds = load_images(d) if isinstance(d, (str, Path)) else d
+        where: dict[str, int] = {}
+        for i, s in enumerate(ds["sha1"]):
+            where.setdefault(s, i)
+        found = [where[s] for s in missing if s in where]
+        if found or not parts:
+            parts.append(ds.select(found))
+        missing = [s for s in missing if s not in where]
+    rows = parts[0]
+    for extra in parts[1:]:
+        rows = with_unlabelled(rows, extra)
+    return rows, missing
+
+
+def training_images(model_dir: str | Path, data=EMBEDDED_SETS):
+    """The training images a model folder's manifest lists, from `data` (see find_images)."""
     wanted = [r["sha1"] for r in read_manifest(model_dir)]
-    ds = load_images(data) if isinstance(data, (str, Path)) else data
-    where = {s: i for i, s in enumerate(ds["sha1"])}
-    missing = [s for s in wanted if s not in where]
+    ds, missing = find_images(wanted, data)
     if missing:
         raise ValueError(f"{len(missing)} of the {len(wanted)} training images of {model_dir} are "
-                         f"not in {data if isinstance(data, str) else 'the given data'}; pass the "
-                         "dataset the model was trained on (data=...).")
-    return ds.select([where[s] for s in wanted])
+                         f"not in {data if isinstance(data, (str, tuple)) else 'the given data'}; "
+                         "pass the dataset the model was trained on (data=...).")
+    return ds
 
 
 # ---------------------------------------------------------------- verification
@@ -154,12 +190,12 @@ def verify_manifest(rows: list[dict]) -> list[ManifestFailure]:
 def verify_images(rows: list[dict], data) -> list[ManifestFailure]:
     """Recompute each listed image's hashes from the image itself; return the rows that differ.
 
-    data: a dataset (or source name) holding the images. `pixels_sha1` is recomputed from the
+    data: the datasets or source names holding the images (see find_images). `pixels_sha1` is recomputed from the
     decoded pixels for every source; `sha1` from the file's bytes where the dataset reads the
     image from a file (a scraped folder, whose sha1 is that file's; an embedded set ships
     thumbnails, so its sha1, of the source SVG, is checked by its builder against the package).
     """
-    ds = load_images(data) if isinstance(data, (str, Path)) else data
+    ds, _ = find_images([r.get("sha1") for r in rows], data)
     where = {s: i for i, s in enumerate(ds["sha1"])}
     files = ds.cast_column("image", datasets.Image(decode=False))["image"]
     out = []
@@ -195,10 +231,11 @@ def verify_fingerprint(model_dir: str | Path) -> list[str]:
                 "the manifest against (pddlib train writes one); retrain to get one"]
     record = json.loads(path.read_text("utf-8"))
     names = record.get("class_names") or []
-    unknown = sorted({r.get("label", "") for r in rows} - set(names)) if names else []
+    unknown = sorted({r.get("label", "") for r in rows} - {*names, ""}) if names else []
     if unknown:
         return [f"{runs.MANIFEST} lists classes {unknown} that {path.name} does not record"]
-    columns = [[r["sha1"] for r in rows]] + ([[names.index(r["label"]) for r in rows]] if names else [])
+    index = {name: i for i, name in enumerate(names)} | {"": UNLABELLED}
+    columns = [[r["sha1"] for r in rows]] + ([[index[r["label"]] for r in rows]] if names else [])
     ours = fingerprint_of(columns, len(rows))
     recorded = {runs.DATASET_RECORD: record.get("fingerprint")}
     ckpt = runs.latest_checkpoint(folder)
@@ -222,12 +259,12 @@ def verify_provenance(model_dir: str | Path, data=None) -> list[str]:
     """Every check of a model folder's provenance, one line per problem (none: the claim holds).
 
     The licence decision of every row of its manifest and its autoencoder's; the manifest against
-    the trainer's fingerprint of its data; with `data` (a dataset or source name holding the
-    images), every image's hashes recomputed from the image itself.
+    the trainer's fingerprint of its data; with `data` (the datasets or source names holding
+    the images, see find_images), every image's hashes recomputed from the image itself.
     """
     folder = Path(model_dir)
-    if isinstance(data, (str, Path)):  # loaded once for both manifests
-        data = load_images(data)
+    if data is not None:  # loaded once for both manifests
+        data = tuple(load_images(d) if isinstance(d, (str, Path)) else d for d in as_sources(data))
     manifests = {runs.MANIFEST: read_manifest(folder)}
     vae = autoencoder_manifest(folder)
     problems = verify_fingerprint(folder)
