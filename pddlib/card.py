@@ -144,8 +144,12 @@ def data_section(rows: list[dict]) -> list[str]:
     verdict = ("every row is public domain or CC0 with a recorded reason" if not failures else
                f"**{len(failures)} rows fail the public-domain check**: do not publish "
                "until they are removed and the model is retrained")
+    unlabelled = sum(r.get("label") == "" for r in rows)
+    count = (f"{len(rows)} images: {len(rows) - unlabelled} with a class and {unlabelled} "
+             "without one, which train only the unconditional part of the model (the part "
+             "guidance steers with)" if 0 < unlabelled < len(rows) else f"{len(rows)} images")
     lines = ["## Training data", "",
-             (f"{len(rows)} images. The full list, one row per image (title, source, URL, "
+             (f"{count}. The full list, one row per image (title, source, URL, "
               "author, licence, licence URL, why the licence was accepted, the source file's "
               "sha1, class, and the SHA-1 of the pixels trained on), is "
               f"[`{runs.MANIFEST}`]({runs.MANIFEST}). Verified with "

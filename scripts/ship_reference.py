@@ -21,7 +21,7 @@ from pddlib import runs
 from pddlib.card import write_card
 from pddlib.defaults import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from pddlib.metrics import EvalConfig, evaluate_model, measure_replication
-from pddlib.provenance import eval_metrics, record_metrics
+from pddlib.provenance import eval_metrics, find_images, read_manifest, record_metrics
 from pddlib.reference import NAME, ship, working_copy
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "pddlib" / "weights" / "pd-reference"
@@ -34,9 +34,13 @@ def retrain_command(run: Path, example: str | None = None) -> str:
     config = runs.read_config(run)
     session = json.loads((run / runs.COMPUTE).read_text().splitlines()[0])
     out = f"runs/{run.name}"
+    # Rows without a class came from `pddlib train --unlabelled SOURCE`: name the source.
+    extra = [r["sha1"] for r in read_manifest(run) if r["label"] == ""] if config["conditional"] else []
+    unlabelled = f" --unlabelled {'pdcorpus' if not find_images(extra, 'pdcorpus')[1] else 'SOURCE'}"
     return (f"# the same weights given the same torch ({session['torch']}) and thread count\n"
             f"OMP_NUM_THREADS={session['threads']} pddlib train --preset {config['preset']} "
-            f"--max-steps {config['max_steps']} --seed {config['seed']} --out {out}\n"
+            f"--max-steps {config['max_steps']} --seed {config['seed']}"
+            f"{unlabelled if extra else ''} --out {out}\n"
             f"python scripts/ship_reference.py {out}" + (f" --example {example}" if example else ""))
 
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from pddlib import provenance as pv
+from pddlib.card import build_card
 from pddlib.data import load_images
 from pddlib.data.unlabelled import UNLABELLED, outside, with_unlabelled
 from pddlib.recipes import tiny_config
@@ -72,6 +73,8 @@ def test_a_model_with_unlabelled_images_proves_its_data_from_both_sources(data, 
     assert pv.verify_provenance(out, (data, other)) == []
     found = pv.training_images(out, (data, other))
     assert list(found["sha1"]) == list(data["sha1"]) + list(other["sha1"])
+    card = build_card(out)
+    assert f"{len(rows)} images: {len(data)} with a class and {len(other)} without one" in card
     missing = pv.verify_provenance(out, data)
     assert len(missing) == len(other) and "matches no image" in missing[0]
     with pytest.raises(ValueError, match=f"{len(other)} of the {len(rows)} training images"):
