@@ -129,7 +129,7 @@ def find_images(sha1s: list[str], data=EMBEDDED_SETS) -> tuple[datasets.Dataset,
     """
     parts, missing = [], list(sha1s)
     for d in as_sources(data):
-        if not missing:
+        if parts and not missing:
             break
         ds = load_images(d) if isinstance(d, (str, Path)) else d
         where: dict[str, int] = {}

@@ -15,6 +15,7 @@ from pddlib.data import load_images
 from pddlib.data.unlabelled import UNLABELLED, outside, with_unlabelled
 from pddlib.recipes import tiny_config
 from pddlib.training import train
+from scripts.ship_reference import retrain_command
 
 # `data` (eight training images of the workshop set): tests/conftest.py.
 
@@ -96,3 +97,5 @@ def test_pddlib_train_adds_another_sources_images_without_a_class(tmp_path, monk
     workshop = load_images("openclipart", split="train")
     assert [r["sha1"] for r in rows] == list(workshop["sha1"]) + [f"{i:040x}" for i in range(3)]
     assert {r["label"] for r in rows[-3:]} == {""} and rows[0]["label"] == "bird"
+    # The shipping script's command to remake the run: a folder is not an embedded set to name.
+    assert "--max-steps 1 --seed 0 --unlabelled SOURCE --out" in retrain_command(out)
