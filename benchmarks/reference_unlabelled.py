@@ -12,8 +12,9 @@ early, at a higher learning rate than a shorter schedule would end on) and for t
 reference, it measures:
   - samples: benchmarks/judge_samples.py's (256 class-balanced, Euler ancestral 25, guidance 4,
     seed 0; FD and agreement on both judges; runs/judged/NAME.png, 8 a class, for the look);
-  - copying: the copy guard's flag rate (pdcopy, threshold calibrated on the images compared
-    against) on the samples and on the held-out control (twins and mirror images of workshop
+  - copying: the copy guard's flag rate (pdcopy and pixels, each threshold calibrated on the
+    images compared against; pdcopy was trained on the corpus images this run adds, so against
+    every training image the pixel rate is the independent one) on the samples and on the held-out control (twins and mirror images of workshop
     images left out, passed through pd-ae32 as samples are), with Wilson 95 % intervals, against
     the workshop's train split and against every image the model trained on;
   - the denoising gap: mean clean-image error on held-out over training workshop images.
@@ -71,9 +72,9 @@ def measure(name: str, pipe: PDDiffusionPipeline, trained_on, n: int) -> dict:
     copies = {}
     for against, images in (("workshop train split", split), ("every training image", trained_on)):
         train_px = as_uint8(images, size=size)
-        copies[against] = {"images": len(images),
-                           "samples": flag_rate(check_copies(samples, train_px)),
-                           "control": flag_rate(check_copies(control, train_px))}
+        copies[against] = {"images": len(images)} | {
+            f"{who} ({space})": flag_rate(check_copies(x, train_px, space=space))
+            for space in ("pdcopy", "pixel") for who, x in (("samples", samples), ("control", control))}
     names = split.features["label"].names
     err = {side: float(learn_or_copy.denoising_error(
         pipe, as_uint8(d, size=size), [names[y] for y in d["label"]]).mean())
