@@ -16,9 +16,11 @@ from safetensors.torch import load_file
 from pddlib.card import read_card_metadata
 from pddlib.cli import main as cli
 from pddlib.data import load_images
+from pddlib.data.unlabelled import outside, with_unlabelled
 from pddlib.models import CLASS_NAMES_KEY
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.provenance import (
+    EMBEDDED_SETS,
     manifest_rows,
     read_manifest,
     read_metrics,
@@ -75,12 +77,18 @@ def test_the_shipped_files_prove_whole_against_their_record(offline_runs, capsys
     assert capsys.readouterr().out.splitlines() == [shipped]
 
 
-def test_its_manifest_is_the_embedded_train_split_every_row_public_domain() -> None:
+def test_its_manifest_is_the_train_split_then_the_corpus_unlabelled_every_row_public_domain() -> None:
     rows = read_manifest(shipped_folder())
-    assert rows == manifest_rows(load_images("openclipart", split="train"))
+    workshop = load_images("openclipart")
+    expected = with_unlabelled(load_images("openclipart", split="train"),
+                               outside(load_images("pdcorpus"), workshop))
+    assert rows == manifest_rows(expected)  # `pddlib train --unlabelled pdcorpus`'s data
     assert not verify_manifest(rows)
+    # No held-out image among them (outside() also dropped every workshop image's twins and mirrors).
+    held = load_images("openclipart", split="heldout")
+    assert not {r["sha1"] for r in rows} & set(held["sha1"])
     # Its images' hashes recomputed, its data fingerprint, and pd-ae32's manifest (issue 37).
-    assert verify_provenance(shipped_folder(), "openclipart") == []
+    assert verify_provenance(shipped_folder(), EMBEDDED_SETS) == []
 
 
 def test_the_card_names_the_licence_the_data_and_the_measurements_truthfully() -> None:
