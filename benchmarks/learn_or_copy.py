@@ -1,7 +1,7 @@
 """Learn or copy? Two models trained on disjoint halves, sampled from the same noise (issue 37).
 
     python benchmarks/learn_or_copy.py [--sizes 16 128 256 512 1024 1861] [--steps 1200]
-        [--n 64] [--data pdcorpus] [--out runs/halves] [--install]
+        [--n 64] [--data pdcorpus] [--split-seed 0] [--seeds 0 1] [--out runs/halves] [--install]
 
 Kadkhodaie, Guth, Simoncelli and Mallat (ICLR 2024): train two models on disjoint training sets
 of N images each and sample both from the same noise with a deterministic sampler. A model that
@@ -10,9 +10,10 @@ image of its own half; a model that has learnt the distribution returns nearly t
 from both, far from every training image.
 
 Here: the data set (default the multi-source corpus, de-duplicated with mirrors) is split once
-into two disjoint halves A and B, stratified by class and seeded; for each N the first N images
-of each half train one unconditional model each: the course recipe (cpu-latent, pd-ae32
-latents) with max_steps fixed for every N (equal training per model), seeds 0 and 1. Both are
+into two disjoint halves A and B, stratified by class and seeded (--split-seed); for each N the
+first N images of each half train one unconditional model each: the course recipe (cpu-latent,
+pd-ae32 latents) with max_steps fixed for every N (equal training per model), seeds --seeds
+(A's, B's); another split and other seeds replicate the whole experiment. Both are
 sampled with DDIM 50 from the same n noises; pddlib.learn_or_copy measures (between, unpaired,
 own, other, in pixels and pdcopy; medians with bootstrap 95 % intervals). OUT gets
 learn_or_copy.json, learn_or_copy.npz (8 pairs of each N, what notebook 06 shows) and
@@ -67,25 +68,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=1200)
     p.add_argument("--n", type=int, default=64, help="noises sampled by both models")
     p.add_argument("--data", default="pdcorpus")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the split into halves")
+    p.add_argument("--seeds", type=int, nargs=2, default=[0, 1], help="the two models' seeds")
     p.add_argument("--out", type=Path, default=Path("runs/halves"))
     p.add_argument("--install", action="store_true", help="copy the results into pddlib/data")
     args = p.parse_args(argv)
     torch.set_num_threads(2)
     data = load_images(args.data)
-    rows = dict(zip("AB", loc.halves(data["label"], data["sha1"]), strict=True))
+    rows = dict(zip("AB", loc.halves(data["label"], data["sha1"], seed=args.split_seed), strict=True))
     if max(args.sizes) > min(len(r) for r in rows.values()):
         raise SystemExit(f"--sizes: each half holds {min(len(r) for r in rows.values())} images")
     config = replace(recipe("cpu-latent", conditional=False), max_steps=args.steps,
                      sample_every=0, checkpoint_every=200)
     command = " ".join(["python benchmarks/learn_or_copy.py", *(sys.argv[1:] if argv is None else argv)])
     result = {"data": args.data, "steps": args.steps, "n": args.n, "recipe": "cpu-latent",
-              "sampler": "ddim 50", "command": command, "results": []}
+              "sampler": "ddim 50", "split_seed": args.split_seed, "seeds": args.seeds,
+              "command": command, "results": []}
     pairs = {}
     for size in args.sizes:
         t0 = time.perf_counter()
         subsets = {k: data.select(r[:size]) for k, r in rows.items()}
         models = [trained(replace(config, seed=seed), subsets[k], args.out / f"N{size}-{k}")
-                  for seed, k in enumerate("AB")]
+                  for seed, k in zip(args.seeds, "AB", strict=True)]
         a, b = loc.sample_same_noise(models, initial_noise(models[0], args.n, seeded(0)))
         numbers, pairs[size] = loc.measure(a, b, *(as_uint8(subsets[k], size=a.shape[1])
                                                    for k in "AB"))
