@@ -1,15 +1,18 @@
 """A reference that trains on the corpus too: does it still draw its classes, and does it copy less?
 
     OMP_NUM_THREADS=2 pddlib train --preset cpu-reference --unlabelled pdcorpus --out runs/reference-mix
-    python benchmarks/reference_unlabelled.py --run runs/reference-mix --steps 3000 6000 9000
+    git archive d10deb4 pddlib/weights/pd-reference | tar -x -C /tmp/old   # the reference before
+    python benchmarks/reference_unlabelled.py --run runs/reference-mix --steps 3000 6000 9000 \
+        --old /tmp/old/pddlib/weights/pd-reference
 
-The shipped reference saw each of its 1067 training images about 540 times and reproduces them.
+The reference shipped before this run (the same recipe on the 1067 workshop images alone) saw
+each of them about 540 times and reproduced them.
 This run adds the corpus's images that are not, nor twins of, any workshop image (2784) as
 images without a class (pddlib.data.unlabelled): each workshop image is then seen about as often
 as the course model sees it (150 times in 9000 steps), while the model trains on 3.6 times the
 drawings. For the run's EMA weights at each of --steps (its checkpoints: the same run stopped
-early, at a higher learning rate than a shorter schedule would end on) and for the shipped
-reference, it measures:
+early, at a higher learning rate than a shorter schedule would end on) and for the old reference
+(--old: its shipped folder), it measures:
   - samples: benchmarks/judge_samples.py's (256 class-balanced, Euler ancestral 25, guidance 4,
     seed 0; FD and agreement on both judges; runs/judged/NAME.png, 8 a class, for the look);
   - copying: the copy guard's flag rate (pdcopy and pixels, each threshold calibrated on the
@@ -41,7 +44,7 @@ from pddlib.metrics import check_copies
 from pddlib.metrics.rates import wilson_interval
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.provenance import training_images
-from pddlib.reference import resolve_model
+from pddlib.reference import is_shipped, working_copy
 
 
 def at_step(run: Path, step: int) -> PDDiffusionPipeline:
@@ -88,6 +91,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, default=Path("runs/reference-mix"))
     ap.add_argument("--steps", type=int, nargs="+", default=[3000, 6000, 9000])
+    ap.add_argument("--old", type=Path, help="the old reference's shipped folder (or a run)")
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--out", type=Path, default=Path("runs/reference-mix-measured"))
     args = ap.parse_args()
@@ -95,8 +99,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "results.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
-    reference = resolve_model("reference")
-    models = [("reference-9000", lambda: PDDiffusionPipeline.from_run(reference), reference, 9000)]
+    models = []
+    if args.old is not None:
+        old = working_copy(args.old, args.out) if is_shipped(args.old) else args.old
+        models.append(("reference-9000", lambda: PDDiffusionPipeline.from_run(old), old, 9000))
     models += [(f"reference-mix-{s}", lambda s=s: at_step(args.run, s), args.run, s)
                for s in args.steps]
     for name, load, folder, step in models:

@@ -98,7 +98,8 @@ def quality_table(entries: dict[str, dict]) -> list[str]:
 
 def replication_table(rep: dict) -> list[str]:
     """Markdown lines on the recorded replication scores (pddlib.metrics.measure_replication)."""
-    out = ["**Replication** (nearest training image of each sample, mirror images included):",
+    out = ["**Replication** (each sample's nearest among all its training images, mirror images "
+           "included):",
            "", ("| space | samples | nearest/second < 1/3 | similarity > threshold | "
            "threshold | training-set background (> threshold) |"), "|---|---|---|---|---|---|"]
     for space, s in rep.items():
@@ -146,12 +147,15 @@ def data_section(rows: list[dict]) -> list[str]:
                "until they are removed and the model is retrained")
     unlabelled = sum(r.get("label") == "" for r in rows)
     count = (f"{len(rows)} images: {len(rows) - unlabelled} with a class and {unlabelled} "
-             "without one, which train only the unconditional part of the model (the part "
-             "guidance steers with)" if 0 < unlabelled < len(rows) else f"{len(rows)} images")
+             f"({unlabelled / len(rows):.0%} of the images its batches draw from) without one, trained "
+             "with the no-class label that label dropout uses: they shape the model's "
+             "unconditional prediction, the one guidance steers away from"
+             if 0 < unlabelled < len(rows) else f"{len(rows)} images")
     lines = ["## Training data", "",
              (f"{count}. The full list, one row per image (title, source, URL, "
               "author, licence, licence URL, why the licence was accepted, the source file's "
-              "sha1, class, and the SHA-1 of the pixels trained on), is "
+              "sha1, class (empty for an image without one), and the SHA-1 of the pixels "
+              "trained on), is "
               f"[`{runs.MANIFEST}`]({runs.MANIFEST}). Verified with "
               f"`pddlib.provenance.verify_manifest`: {verdict}. "
               "`pddlib.provenance.verify_provenance(folder, data)` also recomputes every "
@@ -196,11 +200,14 @@ def copying_line(metrics: dict) -> str:
                 "(`pddlib.metrics.measure_replication`): check with "
                 "`pddlib.metrics.check_copies` before presenting a sample as new work.")
     above, background = guard["above_fraction"], guard["background_above_fraction"]
+    check = ("still check a sample with `pddlib.metrics.check_copies` before presenting it "
+             "as new work")
     verdict = ("more than twice that: it reproduces training images, so treat a sample as "
                "a possible copy until `pddlib.metrics.check_copies` and a look at its nearest "
                "training image say otherwise" if above > 2 * background else
-               "within twice that: about as often as the data set repeats itself; still check "
-               "a sample with `pddlib.metrics.check_copies` before presenting it as new work")
+               f"within twice that: about as often as the data set repeats itself; {check}"
+               if above > background else
+               f"less often than the data set repeats itself; {check}")
     return (f"- Copying, as recorded: the copy guard (pdcopy) flagged {above:.0%} of "
             f"{guard['n']} samples as at least as close to a training image as {background:.0%} "
             f"of the training images come to another one; {verdict}. A copy is still a "

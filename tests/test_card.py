@@ -191,6 +191,9 @@ def test_the_copying_limitation_is_written_from_the_recorded_copy_guard(folder) 
     assert "it reproduces training images" in text
     pv.record_metrics(folder, {"replication": {"pdcopy": {**guard, "above_fraction": 0.12}}})
     assert "about as often as the data set repeats itself" in card.build_card(folder)
+    pv.record_metrics(folder, {"replication": {"pdcopy": {**guard, "above_fraction": 0.02}}})
+    assert "flagged 2% of 256 samples" in (text := card.build_card(folder))
+    assert "less often than the data set repeats itself" in text
 
 
 def test_the_card_says_the_pipeline_needs_pddlib(folder) -> None:

@@ -75,7 +75,8 @@ def test_a_model_with_unlabelled_images_proves_its_data_from_both_sources(data, 
     found = pv.training_images(out, (data, other))
     assert list(found["sha1"]) == list(data["sha1"]) + list(other["sha1"])
     card = build_card(out)
-    assert f"{len(rows)} images: {len(data)} with a class and {len(other)} without one" in card
+    assert f"{len(rows)} images: {len(data)} with a class and {len(other)} (33% of the images its " \
+        "batches draw from) without one" in card
     missing = pv.verify_provenance(out, data)
     assert len(missing) == len(other) and "matches no image" in missing[0]
     with pytest.raises(ValueError, match=f"{len(other)} of the {len(rows)} training images"):

@@ -1,8 +1,9 @@
 """Images trained on without a class: more drawings for the denoiser, none for the class labels.
 
 A class-conditional model already learns an unconditional denoiser (label dropout, for
-guidance). Rows labelled UNLABELLED train only that part, so a larger public-domain corpus whose
-classes are not the workshop's can still teach the model to draw, while each workshop image is
+guidance). Rows labelled UNLABELLED carry the no-class label too: they shape the model's
+unconditional prediction and nothing it learns about a class by name, so a larger public-domain
+corpus filed under other classes can still teach the model to draw, while each workshop image is
 seen less often per step (copying grows with the passes over each image, benchmarks/RESULTS.md).
 """
 
