@@ -61,6 +61,7 @@ def auc(copies: np.ndarray, new: np.ndarray) -> float:
 
 
 def flagged(check) -> dict:
+    """The copy guard's flags as a rate with its Wilson 95 % interval and threshold."""
     k, n = int(check.flagged.sum()), len(check.flagged)
     return {"flagged": k, "n": n, "rate": k / n, "interval": wilson_interval(k, n),
             "threshold": check.threshold}

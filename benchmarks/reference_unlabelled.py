@@ -16,10 +16,11 @@ early, at a higher learning rate than a shorter schedule would end on) and for t
   - samples: benchmarks/judge_samples.py's (256 class-balanced, Euler ancestral 25, guidance 4,
     seed 0; FD and agreement on both judges; runs/judged/NAME.png, 8 a class, for the look);
   - copying: the copy guard's flag rate (pdcopy and pixels, each threshold calibrated on the
-    images compared against; pdcopy was trained on the corpus images this run adds, so against
-    every training image the pixel rate is the independent one) on the samples and on the held-out control (twins and mirror images of workshop
-    images left out, passed through pd-ae32 as samples are), with Wilson 95 % intervals, against
-    the workshop's train split and against every image the model trained on;
+    images compared against) on the samples and on the held-out control (twins and mirror
+    images of workshop images left out, passed through pd-ae32 as samples are), with Wilson 95 %
+    intervals, against the workshop's train split and against every image the model trained on
+    (pdcopy was trained on the corpus images this run adds: against those, the pixel rate is
+    the independent one);
   - the denoising gap: mean clean-image error on held-out over training workshop images.
 Writes OUT/results.json.
 """
@@ -32,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from judge_samples import judge_pipeline  # a sibling script: benchmarks/ is on sys.path
+from judge_samples import judge_pipeline  # sibling scripts: benchmarks/ is on sys.path
+from pdcopy_disjoint import flagged
 from safetensors.torch import load_file
 
 from pddlib import learn_or_copy, runs
@@ -41,7 +43,6 @@ from pddlib.data import load_images
 from pddlib.data.dedup import duplicates_in
 from pddlib.data.transforms import as_uint8
 from pddlib.metrics import check_copies
-from pddlib.metrics.rates import wilson_interval
 from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.provenance import training_images
 from pddlib.reference import is_shipped, working_copy
@@ -53,14 +54,6 @@ def at_step(run: Path, step: int) -> PDDiffusionPipeline:
     shadow = load_file(run / runs.CHECKPOINTS / f"step-{step:06d}" / runs.EMA_WEIGHTS)
     pipe.unet.load_state_dict({**pipe.unet.state_dict(), **shadow})
     return pipe
-
-
-def flag_rate(check) -> dict:
-    """The copy guard's flags as a rate with its Wilson 95 % interval."""
-    k, n = int(check.flagged.sum()), len(check.flagged)
-    return {"flagged": k, "n": n, "rate": round(k / n, 3),
-            "interval": [round(v, 3) for v in wilson_interval(k, n)],
-            "threshold": round(float(check.threshold), 3)}
 
 
 def measure(name: str, pipe: PDDiffusionPipeline, trained_on, n: int) -> dict:
@@ -76,7 +69,7 @@ def measure(name: str, pipe: PDDiffusionPipeline, trained_on, n: int) -> dict:
     for against, images in (("workshop train split", split), ("every training image", trained_on)):
         train_px = as_uint8(images, size=size)
         copies[against] = {"images": len(images)} | {
-            f"{who} ({space})": flag_rate(check_copies(x, train_px, space=space))
+            f"{who} ({space})": flagged(check_copies(x, train_px, space=space))
             for space in ("pdcopy", "pixel") for who, x in (("samples", samples), ("control", control))}
     names = split.features["label"].names
     err = {side: float(learn_or_copy.denoising_error(
@@ -115,6 +108,7 @@ def main() -> None:
         path.write_text(json.dumps(results, indent=1) + "\n")
         print(name, json.dumps(results[name]["copies"]), results[name]["denoising_error"],
               results[name]["pdshape"]["agreement"], flush=True)
+
 
 if __name__ == "__main__":
     main()

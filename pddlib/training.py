@@ -102,8 +102,9 @@ def train_step(accelerator, model, optimizer, ema: EMAModel, objective: Objectiv
         index = part.index.to(dev)
         x0 = torch.where(part.flip.to(dev)[:, None, None, None], data.mirrored[index],
                          data.x[index])
-        labels = None if null is None else data.labels[index]
+        labels = None
         if null is not None:  # dropped labels and unlabelled rows (label -1) train the null class
+            labels = data.labels[index]
             labels = torch.where(part.drop.to(dev) | (labels < 0), null, labels)
         noise = part.noise.to(dev)
         if config.immiscible:

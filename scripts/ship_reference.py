@@ -36,11 +36,13 @@ def retrain_command(run: Path, example: str | None = None) -> str:
     out = f"runs/{run.name}"
     # Rows without a class came from `pddlib train --unlabelled SOURCE`: name the source.
     extra = [r["sha1"] for r in read_manifest(run) if r["label"] == ""] if config["conditional"] else []
-    unlabelled = extra and f" --unlabelled {'SOURCE' if find_images(extra, 'pdcorpus')[1] else 'pdcorpus'}"
+    unlabelled = ""
+    if extra:
+        unlabelled = f" --unlabelled {'SOURCE' if find_images(extra, 'pdcorpus')[1] else 'pdcorpus'}"
     return (f"# the same weights given the same torch ({session['torch']}) and thread count\n"
             f"OMP_NUM_THREADS={session['threads']} pddlib train --preset {config['preset']} "
             f"--max-steps {config['max_steps']} --seed {config['seed']}"
-            f"{unlabelled or ''} --out {out}\n"
+            f"{unlabelled} --out {out}\n"
             f"python scripts/ship_reference.py {out}" + (f" --example {example}" if example else ""))
 
 
