@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -96,22 +96,34 @@ def batches(n: int, batch_size: int, steps: int, g: torch.Generator) -> Iterator
         done += math.ceil(n / batch_size)
 
 
+def with_new_head(model: nn.Module, num_classes: int) -> nn.Module:
+    """model (trained) with its last linear layer replaced by a fresh one for num_classes."""
+    name, lin = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
+    parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+    setattr(parent, name.rpartition(".")[2], nn.Linear(lin.in_features, num_classes))
+    return model
+
+
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                      config: ClassifierConfig, generator: torch.Generator, *, init_seed: int,
-                     desc: str = "classifier", progress: bool = False) -> nn.Module:
-    """A fresh network trained on config.steps batches of images (N, 3, S, S) in [-1, 1]; eval mode.
+                     start: nn.Module | None = None, desc: str = "classifier",
+                     progress: bool = False) -> nn.Module:
+    """A network trained on config.steps batches of images (N, 3, S, S) in [-1, 1]; eval mode.
 
-    S is a multiple of config.image_size (augmented at S, average-pooled to image_size). A batch of
-    one image (a pass's last) is drawn but not learnt from: BatchNorm needs more. generator draws
-    the batches and the augmentation; init_seed seeds the layers' initialisation and dropout
-    (torch's global generator, restored afterwards).
+    The network is a fresh config.arch, or `start` (trained elsewhere, changed in place) with a
+    fresh head for num_classes: fine-tuning. S is a multiple of config.image_size (augmented at
+    S, average-pooled to image_size). A batch of one image (a pass's last) is drawn but not
+    learnt from: BatchNorm needs more. generator draws the batches and the augmentation;
+    init_seed seeds the layers' initialisation and dropout (torch's global generator, restored
+    afterwards).
     """
     if len(images) < 2 or config.batch_size < 2:
         raise ValueError(f"training needs batches of 2 images or more: got {len(images)} images, "
                          f"batch size {config.batch_size}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
-        model = ARCHS[config.arch](num_classes, config.width).to(memory_format=torch.channels_last)
+        model = (ARCHS[config.arch](num_classes, config.width) if start is None
+                 else with_new_head(start, num_classes)).to(memory_format=torch.channels_last)
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         sched = warmup_cosine(opt, config.steps)
         model.train()
@@ -132,6 +144,32 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: in
                 bar.set_postfix(loss=f"{loss.item():.3f}")
         bar.close()
     return model.eval()
+
+
+def far_from(images: torch.Tensor, held: torch.Tensor, min_rms: float = 0.1) -> torch.Tensor:
+    """Mask of images (N,3,S,S) whose 16x16 RMS distance to every held-out image (and its mirror) >= min_rms."""
+    pool = held.shape[-1] // 16
+    a, b = F.avg_pool2d(images, pool).flatten(1), F.avg_pool2d(held, pool).flatten(1)
+    d = torch.cdist(a, b) / math.sqrt(a.shape[1])
+    # A mirrored held-out image is the same drawing: keep it out of pretraining too.
+    d = torch.minimum(d, torch.cdist(a, F.avg_pool2d(held.flip(3), pool).flatten(1)) / math.sqrt(a.shape[1]))
+    return d.min(1).values >= min_rms
+
+
+def pretrain_then_finetune(corpus: tuple[torch.Tensor, torch.Tensor, int],
+                           task: tuple[torch.Tensor, torch.Tensor, int], config: ClassifierConfig,
+                           pretrain_steps: int, seed: int, progress: bool = False) -> nn.Module:
+    """Train on a corpus (images, labels, classes) with seed, then a fresh head on the task (seed + 1).
+
+    Both stages are train_classifier with config (the task stage for config.steps batches);
+    the corpus must not hold the task's held-out images (far_from).
+    """
+    (xc, yc, nc), (x, y, n) = corpus, task
+    base = train_classifier(xc, yc, nc, replace(config, steps=pretrain_steps),
+                            torch.Generator().manual_seed(seed), init_seed=seed,
+                            desc=f"pretrain {seed}", progress=progress)
+    return train_classifier(x, y, n, config, torch.Generator().manual_seed(seed + 1), init_seed=seed,
+                            start=base, desc=f"fine-tune {seed}", progress=progress)
 
 
 @torch.no_grad()
