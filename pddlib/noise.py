@@ -129,8 +129,9 @@ def immiscible_order(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """
     from scipy.optimize import linear_sum_assignment
 
-    cost = torch.cdist(x0.flatten(1).double(), noise.flatten(1).double())
-    _, columns = linear_sum_assignment(cost.cpu().numpy())
+    # On the CPU in float64: the assignment runs there anyway, and MPS has no float64.
+    cost = torch.cdist(x0.detach().flatten(1).cpu().double(), noise.detach().flatten(1).cpu().double())
+    _, columns = linear_sum_assignment(cost.numpy())
     return torch.as_tensor(columns, dtype=torch.long, device=noise.device)
 
 
