@@ -13,8 +13,9 @@ Two arms with the same number of training batches, both the judges' network and 
 With several --seeds the corpus arm is trained once per seed (each its own pretraining and
 fine-tuning) and the members' class probabilities are also averaged: the ensemble's accuracy
 after 1, 2, ... members; --no-pretrain makes the members the judges' own recipe on the 16 alone
-(seed 0 is the shipped pdshape), to tell what pretraining adds from what averaging adds. Prints held-out accuracy (and with a mirrored copy averaged in) and
-per-class counts; --save writes each member's weights, --load reads them instead of training.
+(seed 0 is the shipped pdshape), to tell what pretraining adds from what averaging adds.
+Prints held-out accuracy (and with a mirrored copy averaged in) and per-class counts; --save
+writes each member's weights, --load reads them instead of training.
 --score scores saved samples (.npz of uint8 images and labels indexing the 16 classes, as
 fidelity_ladder.py and judge_samples.py write them) by the ensemble and by pdshape: agreement,
 and agreement at a confidence of 0.5, 0.8 and 0.9. benchmarks/RESULTS.md records the results.
