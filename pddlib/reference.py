@@ -65,17 +65,24 @@ def ship(run: str | Path, dest: str | Path) -> Path:
     return Path(dest)
 
 
-def weights_tag(shipped: str | Path) -> str:
-    """First 8 hex digits of the SHA-1 of the shipped UNet file: names its working copy."""
-    return hashlib.sha1((Path(shipped) / runs.UNET_WEIGHTS).read_bytes()).hexdigest()[:8]
+def release_tag(shipped: str | Path) -> str:
+    """First 8 hex digits of a SHA-1 over every shipped file (path and bytes): names its working copy.
+
+    Every file, not the weights alone: a release that changes only the card, the metrics or the
+    provenance gets a fresh working copy instead of an earlier one's stale records.
+    """
+    shipped, h = Path(shipped), hashlib.sha1()
+    for f in sorted(p for p in shipped.rglob("*") if p.is_file()):
+        h.update(f.relative_to(shipped).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:8]
 
 
 def working_copy(shipped: str | Path, runs_root: str | Path) -> Path:
-    """The run folder runs_root/<name>-<weights tag> rebuilt from shipped weights (made once)."""
+    """The run folder runs_root/<name>-<release tag> rebuilt from shipped weights (made once)."""
     shipped = Path(shipped)
     if not is_shipped(shipped):
         raise FileNotFoundError(f"{shipped} holds no shipped model ({runs.UNET_WEIGHTS} is missing).")
-    out = Path(runs_root) / f"{shipped.name}-{weights_tag(shipped)}"
+    out = Path(runs_root) / f"{shipped.name}-{release_tag(shipped)}"
     if runs.has_pipeline(out):
         check_pipeline(out, remedy=f"delete {out}, and the next use makes it again")
         return out

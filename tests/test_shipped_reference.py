@@ -27,7 +27,7 @@ from pddlib.provenance import (
     verify_manifest,
     verify_provenance,
 )
-from pddlib.reference import check_shipped, shipped_folder, weights_tag
+from pddlib.reference import check_shipped, release_tag, shipped_folder, working_copy
 from pddlib.runs import UNET_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,10 +58,20 @@ def test_it_loads_offline_by_name_and_samples_reproducibly(offline_runs) -> None
     pipe = PDDiffusionPipeline.from_run("reference")
     assert pipe.class_names == load_images("openclipart", split="train").features["label"].names
     made = [p.name for p in offline_runs.iterdir()]  # the working copy, outside the package
-    assert made == [f"pd-reference-{weights_tag(shipped_folder())}"]
+    assert made == [f"pd-reference-{release_tag(shipped_folder())}"]
     first, again = sample(pipe, 0), sample(PDDiffusionPipeline.from_run("reference"), 0)
     assert torch.equal(first, again) and not torch.equal(first, sample(pipe, 1))
     assert first.shape == (2, 3, 32, 32) and 0 <= first.min() and first.max() <= 1
+
+
+def test_a_release_that_changes_only_its_card_gets_a_fresh_working_copy(tmp_path) -> None:
+    shipped = tmp_path / "pd-reference"
+    shutil.copytree(shipped_folder(), shipped)
+    first = working_copy(shipped, tmp_path / "runs")
+    assert working_copy(shipped, tmp_path / "runs") == first  # made once
+    (shipped / "README.md").write_text("# a corrected card\n", encoding="utf-8")
+    second = working_copy(shipped, tmp_path / "runs")
+    assert second != first and (second / "README.md").read_text(encoding="utf-8") == "# a corrected card\n"
 
 
 def test_the_shipped_files_prove_whole_against_their_record(offline_runs, capsys) -> None:
