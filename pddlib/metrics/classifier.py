@@ -6,6 +6,8 @@ network is a judge's (judge.ARCHS), built fresh; the augmentation keeps what nam
 shape -- and varies what should not: position, scale, a slight rotation, mirroring, hue (half the
 batch, any angle), saturation, brightness, mild blur and noise, so that colour alone cannot name a
 class. AdamW with a linear warm-up and a cosine decay to zero. Seeded throughout, CPU.
+The same recipe can first train on another set (its own classes) and then fine-tune with a fresh
+head (pretrain_then_finetune, measured by benchmarks/judge_corpus.py).
 """
 
 from __future__ import annotations
