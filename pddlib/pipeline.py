@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import AutoencoderKL, DiffusionPipeline, ImagePipelineOutput, UNet2DModel
+from diffusers import (
+    AutoencoderKL,
+    DiffusionPipeline,
+    EulerAncestralDiscreteScheduler,
+    ImagePipelineOutput,
+    UNet2DModel,
+)
 from diffusers.utils.torch_utils import randn_tensor
 
 from pddlib import progress, runs
@@ -281,6 +287,11 @@ class PDDiffusionPipeline(DiffusionPipeline):
         # Set the timesteps first: init_noise_sigma of Euler-type schedulers depends on them
         # (scaling by the previous call's value would make results depend on call order).
         scheduler.set_timesteps(steps, device=latents.device)
+        if isinstance(scheduler, EulerAncestralDiscreteScheduler):
+            # Its step splits the noise as sigma_down = sqrt(sigma_to^2 - sigma_up^2), which cancels
+            # to a negative number in float32 after a huge first sigma (NaN images at 3 steps with
+            # the cosine schedule); float64 keeps it exact. Its sigmas live on the CPU.
+            scheduler.sigmas = scheduler.sigmas.double()
         # Flow-matching schedulers start at unit noise and take the UNet's input as it is.
         latents = latents * getattr(scheduler, "init_noise_sigma", 1.0)
         scale = getattr(scheduler, "scale_model_input", lambda x, t: x)

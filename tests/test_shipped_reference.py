@@ -64,6 +64,15 @@ def test_it_loads_offline_by_name_and_samples_reproducibly(offline_runs) -> None
     assert first.shape == (2, 3, 32, 32) and 0 <= first.min() and first.max() <= 1
 
 
+def test_euler_ancestral_gives_finite_images_at_every_short_step_count(offline_runs) -> None:
+    """Its first step from a huge sigma once cancelled to NaN in float32 (3 steps, cosine schedule)."""
+    pipe = PDDiffusionPipeline.from_run("reference").with_scheduler("euler-a")
+    for steps in (2, 3, 4):
+        images = pipe(2, class_labels=["fruit", "flag"], guidance_scale=4.0, num_inference_steps=steps,
+                      generator=torch.Generator().manual_seed(0), output_type="pt").images
+        assert torch.isfinite(images).all() and images.dtype == torch.float32, steps
+
+
 def test_a_release_that_changes_only_its_card_gets_a_fresh_working_copy(tmp_path) -> None:
     shipped = tmp_path / "pd-reference"
     shutil.copytree(shipped_folder(), shipped)
