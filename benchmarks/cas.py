@@ -2,6 +2,7 @@
 
     python benchmarks/cas.py --model reference runs/DIR [--n 64] [--seeds 0 1 2 3 4]
         [--guidance 4] [--steps 25] [--sample-seed 0] [--json out.json]
+        [--width 16] [--batches 300] [--samples DIR]
 
 Each model is sampled once (N images a class, Euler ancestral 25 steps, guidance 4, seed 0);
 for every classifier seed a fresh classifier (metrics.cas.CAS_CLASSIFIER) learns from the
@@ -9,7 +10,9 @@ samples and names the real held-out images. Two rows to read them against, with 
 "real" (N real training images a class, or all a class has: the ceiling) and "colour blobs"
 (those real images reduced to soft ellipses in their own colours, metrics.anchors: a floor a
 model that draws only palettes would reach). Prints mean, spread (SD over seeds) and the mean
-binomial SE of each, and each class's mean accuracy.
+binomial SE of each, and each class's mean accuracy. --width and --batches change the classifier
+(the judges' own recipe is --width 32 --batches 1020); --samples keeps each model's samples there
+(one .npz a model and setting) and reuses them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +45,20 @@ def model_samples(model: str, n_per_class: int, guidance: float, steps: int,
     return images, [pipe.class_names[i] for i in labels]
 
 
+def kept_samples(model: str, args: argparse.Namespace) -> tuple[np.ndarray, list[str]]:
+    """model_samples, read from (or written to) args.samples when it is given."""
+    if args.samples is None:
+        return model_samples(model, args.n, args.guidance, args.steps, args.sample_seed)
+    name = f"{Path(model).name}-n{args.n}-g{args.guidance:g}-s{args.steps}-seed{args.sample_seed}.npz"
+    path = args.samples / name
+    if not path.is_file():
+        images, labels = model_samples(model, args.n, args.guidance, args.steps, args.sample_seed)
+        args.samples.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, images=images, labels=np.array(labels))
+    with np.load(path) as f:
+        return f["images"], f["labels"].tolist()
+
+
 def real_rows(train, n_per_class: int) -> dict[str, tuple[np.ndarray, list[int]]]:
     """{"real": N training images a class, "colour blobs": the same as blobs}, with labels."""
     subset = train.select(per_class_subset(train["label"], n_per_class, torch.Generator().manual_seed(0)))
@@ -59,12 +77,12 @@ def summary(results: list[dict]) -> dict:
             "seconds": float(np.mean([r["seconds"] for r in results]))}
 
 
-def score(images: np.ndarray, labels, heldout, seeds: list[int]) -> dict:
+def score(images: np.ndarray, labels, heldout, seeds: list[int], config=CAS_CLASSIFIER) -> dict:
     """CAS of one training set, once per classifier seed, summarised."""
     results = []
     for seed in seeds:
         start = time.perf_counter()
-        r = cas(images, labels, heldout, CAS_CLASSIFIER, torch.Generator().manual_seed(seed))
+        r = cas(images, labels, heldout, config, torch.Generator().manual_seed(seed))
         results.append({**r, "seconds": time.perf_counter() - start})
     return summary(results)
 
@@ -79,18 +97,22 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     ap.add_argument("--sample-seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--width", type=int, default=CAS_CLASSIFIER.width, help="the classifier's width")
+    ap.add_argument("--batches", type=int, default=CAS_CLASSIFIER.steps, help="its training batches")
+    ap.add_argument("--samples", type=Path, default=None, help="keep and reuse samples here")
     args = ap.parse_args()
+    config = replace(CAS_CLASSIFIER, width=args.width, steps=args.batches)
     train = load_images("openclipart", split="train")
     heldout = load_images("openclipart", split="heldout")
     rows = real_rows(train, args.n)
     for model in args.model:
         start = time.perf_counter()
-        rows[model] = model_samples(model, args.n, args.guidance, args.steps, args.sample_seed)
+        rows[model] = kept_samples(model, args)
         print(f"sampled {model}: {len(rows[model][0])} images, {time.perf_counter() - start:.0f} s",
               flush=True)
     out = {}
     for name, (images, labels) in rows.items():
-        out[name] = s = score(images, labels, heldout, args.seeds)
+        out[name] = s = score(images, labels, heldout, args.seeds, config)
         print(f"{name:<40} CAS {s['mean']:.3f} (SD {s['sd']:.3f} over seeds {args.seeds}; "
               f"SE {s['se']:.3f}); {s['seconds']:.0f} s a classifier", flush=True)
     names = list(out["real"]["per_class"])
@@ -99,6 +121,7 @@ def main() -> None:
         print(f"  {c:<12} " + "  ".join(f"{out[k]['per_class'][c]:.2f}" for k in out))
     if args.json:
         args.json.write_text(json.dumps({"n": args.n, "seeds": args.seeds, "guidance": args.guidance,
+                                         "width": args.width, "batches": args.batches,
                                          "steps": args.steps, "results": out}, indent=1))
 
 
