@@ -3,6 +3,7 @@
     python benchmarks/cas.py --model reference runs/DIR [--n 64] [--seeds 0 1 2 3 4]
         [--guidance 4] [--steps 25] [--sample-seed 0] [--json out.json]
         [--width 16] [--batches 300] [--samples DIR]
+    python benchmarks/cas.py --npz runs/ladder/*.npz --n 16   # samples saved by other benchmarks
 
 Each model is sampled once (N images a class, Euler ancestral 25 steps, guidance 4, seed 0);
 for every classifier seed a fresh classifier (metrics.cas.CAS_CLASSIFIER) learns from the
@@ -12,7 +13,8 @@ samples and names the real held-out images. Two rows to read them against, with 
 model that draws only palettes would reach). Prints mean, spread (SD over seeds) and the mean
 binomial SE of each, and each class's mean accuracy. --width and --batches change the classifier
 (the judges' own recipe is --width 32 --batches 1020); --samples keeps each model's samples there
-(one .npz a model and setting) and reuses them.
+(one .npz a model and setting) and reuses them. --npz scores samples other benchmarks saved
+(`images` uint8, `labels` class indices or names), beside N real images a class.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ def kept_samples(model: str, args: argparse.Namespace) -> tuple[np.ndarray, list
     """model_samples, read from (or written to) args.samples when it is given."""
     if args.samples is None:
         return model_samples(model, args.n, args.guidance, args.steps, args.sample_seed)
-    name = f"{Path(model).name}-n{args.n}-g{args.guidance:g}-s{args.steps}-seed{args.sample_seed}.npz"
+    # the resolved folder, so a shipped name ("reference") never reuses another release's samples
+    name = f"{resolve_model(model).name}-n{args.n}-g{args.guidance:g}-s{args.steps}-seed{args.sample_seed}.npz"
     path = args.samples / name
     if not path.is_file():
         images, labels = model_samples(model, args.n, args.guidance, args.steps, args.sample_seed)
@@ -90,7 +93,8 @@ def score(images: np.ndarray, labels, heldout, seeds: list[int], config=CAS_CLAS
 def main() -> None:
     """Sample each model, then score it, the real ceiling and blobs once per classifier seed."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", nargs="+", required=True, help="run folders, or reference")
+    ap.add_argument("--model", nargs="*", default=[], help="run folders, or reference")
+    ap.add_argument("--npz", type=Path, nargs="*", default=[], help="saved samples to score")
     ap.add_argument("--n", type=int, default=64, help="images a class")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
@@ -110,6 +114,9 @@ def main() -> None:
         rows[model] = kept_samples(model, args)
         print(f"sampled {model}: {len(rows[model][0])} images, {time.perf_counter() - start:.0f} s",
               flush=True)
+    for path in args.npz:
+        with np.load(path) as f:
+            rows[str(path)] = f["images"], f["labels"].tolist()
     out = {}
     for name, (images, labels) in rows.items():
         out[name] = s = score(images, labels, heldout, args.seeds, config)

@@ -93,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
                      for name in JUDGE_NAMES}
     results = {}
     for model in [*args.model, *args.models]:
-        name = Path(model).name
+        folder = resolve_model(model)  # a shipped name resolves to its release's own folder
+        name = folder.name
         saved = args.out / f"{name}.npz"
-        pipe = PDDiffusionPipeline.from_run(resolve_model(model)).with_scheduler(DEFAULT_SCHEDULER)
+        pipe = PDDiffusionPipeline.from_run(folder).with_scheduler(DEFAULT_SCHEDULER)
         if saved.is_file():  # sampled by an earlier run of this script
             with np.load(saved) as z:
                 images, labels = z["images"], z["labels"].tolist()

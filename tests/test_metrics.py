@@ -14,7 +14,7 @@ from pddlib.checksums import sha256
 from pddlib.metrics import anchors, inception, judge
 from pddlib.metrics import features as feat
 from pddlib.metrics.frechet import fd_infinity_from_features, frechet_distance, gaussian_stats
-from pddlib.metrics.kid import kid_from_features, mmd2_unbiased
+from pddlib.metrics.kid import class_kid, kid_from_features, mmd2_unbiased
 from pddlib.metrics.prdc import precision_recall_from_features
 
 
@@ -95,6 +95,27 @@ def test_kid_near_zero_for_one_distribution_and_large_for_another() -> None:
                                      n_subsets=20)
     assert abs(same_mean) < 3 * same_std + 1e-3
     assert diff_mean > 100 * max(abs(same_mean), 1e-3)
+
+
+def test_class_kid_sees_wrong_classes_that_pooled_kid_cannot() -> None:
+    rng = np.random.default_rng(4)
+    centre = np.zeros((2, 16))
+    centre[1, :] = 1.0
+
+    def draw(labels):
+        return rng.normal(size=(len(labels), 16)) + centre[labels]
+
+    real_y, fake_y = np.repeat([0, 1], 60), np.repeat([0, 1], 80)
+    real, fake = draw(real_y), draw(fake_y)
+    right = class_kid(real, real_y, fake, fake_y)
+    # the same images, each called the other class: pooled KID cannot tell, class KID can
+    swapped = class_kid(real, real_y, fake, 1 - fake_y)
+    assert abs(right["mean"]) < 0.2
+    assert swapped["mean"] > 5.0
+    assert right["per_class"][1] == pytest.approx(mmd2_unbiased(real[real_y == 1], fake[fake_y == 1]))
+    assert right["se"] == pytest.approx(abs(right["per_class"][0] - right["per_class"][1]) / 2)
+    with pytest.raises(ValueError, match="class 2 has 0 real and 3 generated"):
+        class_kid(real, real_y, fake[:3], [2, 2, 2])
 
 
 def test_precision_recall_sanity() -> None:

@@ -44,3 +44,25 @@ def kid_from_features(
         for _ in range(n_subsets)
     ])
     return float(vals.mean()), float(vals.std())
+
+
+def class_kid(real: np.ndarray, real_labels, fake: np.ndarray, fake_labels) -> dict:
+    """Class-conditional KID: unbiased MMD^2 between real and fake features of each class, averaged.
+
+    Like intra-class FID (Miyato & Koyama 2018), but unbiased, so a class's handful of real images
+    is enough: samples of the wrong class, or of one class's palette, are far from that class's
+    real images even where the pooled sets match. Returns mean, se (over classes), per_class
+    {label: value}. Every fake class needs 2 or more images of its own and of the real set's.
+    """
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    real_labels, fake_labels = np.asarray(real_labels), np.asarray(fake_labels)
+    per_class = {}
+    for c in np.unique(fake_labels):
+        r, f = real[real_labels == c], fake[fake_labels == c]
+        if len(r) < 2 or len(f) < 2:
+            raise ValueError(f"class {c.item()!r} has {len(r)} real and {len(f)} generated images: "
+                             "class KID needs at least 2 of each")
+        per_class[c.item()] = mmd2_unbiased(r, f)
+    values = np.array(list(per_class.values()))
+    se = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+    return {"mean": float(values.mean()), "se": se, "per_class": per_class}
