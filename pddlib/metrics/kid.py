@@ -50,9 +50,10 @@ def class_kid(real: np.ndarray, real_labels, fake: np.ndarray, fake_labels) -> d
     """Class-conditional KID: unbiased MMD^2 between real and fake features of each class, averaged.
 
     Like intra-class FID (Miyato & Koyama 2018), but unbiased, so a class's handful of real images
-    is enough: samples of the wrong class, or of one class's palette, are far from that class's
-    real images even where the pooled sets match. Returns mean, se (over classes), per_class
-    {label: value}. Every fake class needs 2 or more images of its own and of the real set's.
+    is enough: samples drawn for the wrong class are far from that class's real images even where
+    the pooled sets match. A model that draws one prototype a class is charged for the spread it
+    lacks. Returns mean, se (over classes), per_class {label: value}. Every fake class needs 2 or
+    more images of its own and of the real set's.
     """
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     real_labels, fake_labels = np.asarray(real_labels), np.asarray(fake_labels)
