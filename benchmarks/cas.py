@@ -38,10 +38,10 @@ from pddlib.pipeline import PDDiffusionPipeline
 from pddlib.reference import resolve_model
 
 
-def model_samples(model: str, n_per_class: int, guidance: float, steps: int,
+def model_samples(folder: Path, n_per_class: int, guidance: float, steps: int,
                   seed: int) -> tuple[np.ndarray, list[str]]:
-    """(uint8 samples, their class names): n_per_class a class, the default sampler."""
-    pipe = PDDiffusionPipeline.from_run(resolve_model(model)).with_scheduler(DEFAULT_SCHEDULER)
+    """(uint8 samples, their class names) of a model folder: n_per_class a class, the default sampler."""
+    pipe = PDDiffusionPipeline.from_run(folder).with_scheduler(DEFAULT_SCHEDULER)
     images, labels = generate_samples(pipe, n_per_class * len(pipe.class_names), steps=steps,
                                       guidance=guidance, seed=seed)
     return images, [pipe.class_names[i] for i in labels]
@@ -49,13 +49,14 @@ def model_samples(model: str, n_per_class: int, guidance: float, steps: int,
 
 def kept_samples(model: str, args: argparse.Namespace) -> tuple[np.ndarray, list[str]]:
     """model_samples, read from (or written to) args.samples when it is given."""
+    folder = resolve_model(model)
     if args.samples is None:
-        return model_samples(model, args.n, args.guidance, args.steps, args.sample_seed)
-    # the resolved folder, so a shipped name ("reference") never reuses another release's samples
-    name = f"{resolve_model(model).name}-n{args.n}-g{args.guidance:g}-s{args.steps}-seed{args.sample_seed}.npz"
+        return model_samples(folder, args.n, args.guidance, args.steps, args.sample_seed)
+    # named by the resolved folder, so a shipped name ("reference") never reuses another release's
+    name = f"{folder.name}-n{args.n}-g{args.guidance:g}-s{args.steps}-seed{args.sample_seed}.npz"
     path = args.samples / name
     if not path.is_file():
-        images, labels = model_samples(model, args.n, args.guidance, args.steps, args.sample_seed)
+        images, labels = model_samples(folder, args.n, args.guidance, args.steps, args.sample_seed)
         args.samples.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, images=images, labels=np.array(labels))
     with np.load(path) as f:
